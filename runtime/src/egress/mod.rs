@@ -1,0 +1,1 @@
+//! Egress sinks (stub: being written).

@@ -1,0 +1,1 @@
+//! Ingress sources (stub: being written).

@@ -1,0 +1,1 @@
+//! TLS material for the HTTP transport (stub: being written).

@@ -1,0 +1,1 @@
+//! JSON lines forms of messages (stub: being written).

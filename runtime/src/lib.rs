@@ -1,0 +1,38 @@
+//! # eddy-runtime
+//!
+//! Eddy's state tier: it owns keyed state, mailboxes and timers, invokes remote functions
+//! with batches of messages plus their state (the StateFun request-reply protocol), applies
+//! their replies, routes their messages and writes their egress records.
+//!
+//! One message, from ingress to egress:
+//! 1. [`ingress`] turns an outside record (HTTP request, file line) into a [`message::Message`]
+//!    and hands it to the [`router`].
+//! 2. The [`router`] hashes the target [`address::Address`] to a key group and delivers it to
+//!    the owning [`partition`] worker, waiting for admission if that address's mailbox is full.
+//! 3. The worker's [`partition::machine`] queues it in the address's mailbox; when the address
+//!    has nothing in flight it emits an `Invoke` action with the batch and the state.
+//! 4. The worker's event loop ([`partition::worker`]) hands the batch to the [`invoker`], which
+//!    calls the function over HTTP (retries, timeouts, TLS) and returns the reply as an event.
+//! 5. The machine applies the reply in order — outgoing messages (back to step 2), delayed
+//!    messages ([`partition::machine`] timers), egress records ([`egress`]), state mutations —
+//!    then sends the next queued batch. Failed batches go to [`deadletter`].
+//!
+//! Other modules: [`spec`] reads `module.yaml`; [`catalog`] maps function types to endpoints;
+//! [`jsonl`] is the JSON-lines form of messages shared by file ingress, egress and dead
+//! letters; [`runtime`] assembles everything (`Options` → `build()` → `run()` + `Handle`).
+
+pub mod address;
+pub mod catalog;
+pub mod deadletter;
+pub mod egress;
+pub mod error;
+pub mod ingress;
+pub mod invoker;
+pub mod jsonl;
+pub mod message;
+pub mod partition;
+pub mod router;
+pub mod runtime;
+pub mod spec;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! The partition worker event loop (stub: being written).

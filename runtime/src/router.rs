@@ -1,0 +1,101 @@
+//! Routing of messages to the partition worker that owns their target.
+//!
+//! `address → key group → worker` through a precomputed table. Ingresses call
+//! [`Router::send`], which rejects unknown function types at the door and waits until the
+//! message is admitted to its address's mailbox (per-address backpressure). Workers call
+//! [`Router::forward`] for messages between functions, which never waits: a cycle of functions
+//! must not deadlock on itself.
+
+use crate::address::{worker_of_key_group, Address, KEY_GROUPS};
+use crate::catalog::Catalog;
+use crate::message::Message;
+use crate::partition::{Ack, Envelope, Event};
+use crate::Error;
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A cheap, cloneable handle that delivers messages to their owning worker.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    workers: Vec<UnboundedSender<Event>>,
+    owner_of_key_group: Vec<usize>,
+    catalog: Arc<Catalog>,
+}
+
+impl Router {
+    /// A router over the inboxes of `workers` (index = worker number).
+    pub fn new(workers: Vec<UnboundedSender<Event>>, catalog: Arc<Catalog>) -> Router {
+        let owner_of_key_group = (0..KEY_GROUPS)
+            .map(|key_group| worker_of_key_group(key_group, workers.len()))
+            .collect();
+        Router {
+            inner: Arc::new(Inner {
+                workers,
+                owner_of_key_group,
+                catalog,
+            }),
+        }
+    }
+
+    /// The worker that owns `address`.
+    pub fn worker_of(&self, address: &Address) -> usize {
+        self.inner.owner_of_key_group[address.key_group() as usize]
+    }
+
+    /// The catalog of endpoints messages are checked against.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// Checks that some endpoint serves the message's function type.
+    pub fn check(&self, message: &Message) -> Result<(), Error> {
+        if self
+            .inner
+            .catalog
+            .resolve(&message.target.function_type)
+            .is_none()
+        {
+            return Err(Error::Rejected(format!(
+                "no endpoint serves function type {} (message for {}): declare it in module.yaml",
+                message.target.function_type, message.target
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends a message from outside (an ingress) and waits until it is admitted to its
+    /// address's mailbox. Only senders to a full mailbox wait.
+    pub async fn send(&self, message: Message) -> Result<(), Error> {
+        self.check(&message)?;
+        let (ack, admitted) = Ack::new();
+        self.deliver(Envelope {
+            message,
+            ack: Some(ack),
+        })?;
+        admitted.await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Sends a message without waiting for admission (messages between functions, timers).
+    pub fn forward(&self, message: Message) -> Result<(), Error> {
+        self.deliver(Envelope { message, ack: None })
+    }
+
+    /// Hands an event to worker `worker`.
+    pub fn to_worker(&self, worker: usize, event: Event) -> Result<(), Error> {
+        self.inner
+            .workers
+            .get(worker)
+            .ok_or(Error::ShuttingDown)?
+            .send(event)
+            .map_err(|_| Error::ShuttingDown)
+    }
+
+    fn deliver(&self, envelope: Envelope) -> Result<(), Error> {
+        let worker = self.worker_of(&envelope.message.target);
+        self.to_worker(worker, Event::Deliver(envelope))
+    }
+}

@@ -1,0 +1,1 @@
+//! Assembly of the runtime (stub: being written).

@@ -1,0 +1,1 @@
+//! Flink-style durations (stub: being written).
