@@ -1,1 +1,905 @@
-//! The partition state machine (stub: being written).
+//! The partition state machine: state, mailboxes, timers and in-flight batches of the
+//! addresses one worker owns — with no I/O.
+//!
+//! It takes events ([`Machine::deliver`], [`Machine::complete`], [`Machine::fire_timers`]) with
+//! the current time in milliseconds since the UNIX epoch, and pushes [`Action`]s for the event
+//! loop to carry out. Tests drive it directly with virtual time.
+//!
+//! The rules it keeps (StateFun's, plus Eddy's failure policy):
+//! - Per address at most one invocation in flight; messages that arrive meanwhile queue in the
+//!   mailbox and go out together as the next batch, at most `maxNumBatchRequests` of them.
+//!   Senders waiting for admission ([`Envelope::ack`]) are released once their message sits
+//!   within that bound, so only a full address's senders are slowed.
+//! - Every request carries every registered state value of the function type (absent values
+//!   without a value). `IncompleteInvocationContext` registers the listed specs and re-sends the
+//!   same messages.
+//! - A reply is validated as a whole before any effect applies; then effects apply in order:
+//!   outgoing messages, delayed messages and cancellations, egress records, state mutations.
+//! - A failed invocation (transport error after retries, or an invalid reply) sends its batch to
+//!   the dead letters and the address continues with its next batch.
+//! - State values expire after write or after invoke, checked when a batch is built.
+//! - Delayed messages are owned by the sender's worker; cancellation tokens are scoped to the
+//!   sending address. An unknown token is a no-op; reusing a pending one fails that invocation.
+//!
+//! Everything is enumerable and restorable ([`Machine::snapshot`], [`Machine::restore`]), ready
+//! for checkpoints.
+
+use super::{Completion, Envelope};
+use crate::address::{Address, FunctionType};
+use crate::catalog::Catalog;
+use crate::deadletter::DeadLetter;
+use crate::message::{EgressRecord, Message};
+use eddy_protocol::reqreply::from_function::{
+    expiration_spec::ExpireMode, persisted_value_mutation::MutationType, InvocationResponse,
+    PersistedValueSpec,
+};
+use eddy_protocol::reqreply::{from_function, to_function};
+use eddy_protocol::{ToFunction, TypedValue};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Most rounds of missing-state negotiation for one batch before it counts as failed.
+const MAX_NEGOTIATION_ROUNDS: u32 = 8;
+
+/// What the event loop must do.
+#[derive(Debug)]
+pub enum Action {
+    /// Invoke `address` through endpoint `endpoint`; report back with `batch_id`.
+    Invoke {
+        endpoint: usize,
+        address: Address,
+        batch_id: u64,
+        request: ToFunction,
+    },
+    /// Deliver a message (to this worker or another).
+    Route(Message),
+    /// Write a record to an egress.
+    Egress(EgressRecord),
+    /// Record a failed batch.
+    DeadLetter(DeadLetter),
+}
+
+/// How a state value expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiration {
+    Never,
+    AfterWrite(u64),
+    AfterInvoke(u64),
+}
+
+/// A registered state value of a function type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueSpec {
+    pub name: String,
+    pub typename: String,
+    pub expiration: Expiration,
+}
+
+/// Counters of what the machine has done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub messages: u64,
+    pub invocations: u64,
+    pub negotiations: u64,
+    pub failed_batches: u64,
+}
+
+/// Per function type: where it is served and what state it declared.
+#[derive(Debug, Clone)]
+struct FunctionInfo {
+    endpoint: usize,
+    max_batch: usize,
+    specs: Vec<ValueSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct StoredValue {
+    value: TypedValue,
+    written_ms: u64,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    batch_id: u64,
+    messages: Vec<Message>,
+    negotiation_rounds: u32,
+}
+
+/// One address: its state, mailbox and in-flight batch.
+#[derive(Debug, Default)]
+struct Instance {
+    values: Vec<(String, StoredValue)>,
+    mailbox: VecDeque<Envelope>,
+    /// Envelopes in the mailbox still holding an ack (beyond the batch bound).
+    waiting_acks: usize,
+    in_flight: Option<InFlight>,
+    last_invoke_ms: u64,
+}
+
+impl Instance {
+    fn is_idle_and_empty(&self) -> bool {
+        self.values.is_empty() && self.mailbox.is_empty() && self.in_flight.is_none()
+    }
+
+    fn value(&self, name: &str) -> Option<&StoredValue> {
+        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Timer {
+    message: Message,
+    token: Option<String>,
+}
+
+/// Delayed messages by due time, with an index of cancellation tokens per sender.
+#[derive(Debug, Default)]
+struct Timers {
+    by_due: BTreeMap<(u64, u64), Timer>,
+    by_token: HashMap<(Address, String), (u64, u64)>,
+    next_seq: u64,
+}
+
+impl Timers {
+    fn schedule(&mut self, due_ms: u64, timer: Timer) {
+        let key = (due_ms, self.next_seq);
+        self.next_seq += 1;
+        if let (Some(token), Some(sender)) = (&timer.token, &timer.message.caller) {
+            self.by_token.insert((sender.clone(), token.clone()), key);
+        }
+        self.by_due.insert(key, timer);
+    }
+
+    fn is_pending(&self, sender: &Address, token: &str) -> bool {
+        self.by_token
+            .contains_key(&(sender.clone(), token.to_string()))
+    }
+
+    fn cancel(&mut self, sender: &Address, token: &str) -> bool {
+        match self.by_token.remove(&(sender.clone(), token.to_string())) {
+            Some(key) => self.by_due.remove(&key).is_some(),
+            None => false,
+        }
+    }
+
+    fn pop_due(&mut self, now_ms: u64) -> Option<Timer> {
+        let (&key, _) = self.by_due.first_key_value()?;
+        if key.0 > now_ms {
+            return None;
+        }
+        let timer = self.by_due.remove(&key)?;
+        if let (Some(token), Some(sender)) = (&timer.token, &timer.message.caller) {
+            self.by_token.remove(&(sender.clone(), token.clone()));
+        }
+        Some(timer)
+    }
+}
+
+/// Settings of a machine.
+#[derive(Clone)]
+pub struct MachineConfig {
+    pub catalog: Arc<Catalog>,
+    /// The egress ids replies may write to.
+    pub egress_ids: Arc<HashSet<String>>,
+}
+
+/// The state machine of one partition worker.
+pub struct Machine {
+    config: MachineConfig,
+    functions: HashMap<FunctionType, FunctionInfo>,
+    instances: HashMap<Address, Instance>,
+    timers: Timers,
+    next_batch_id: u64,
+    stats: Stats,
+}
+
+impl Machine {
+    /// An empty machine.
+    pub fn new(config: MachineConfig) -> Machine {
+        Machine {
+            config,
+            functions: HashMap::new(),
+            instances: HashMap::new(),
+            timers: Timers::default(),
+            next_batch_id: 1,
+            stats: Stats::default(),
+        }
+    }
+
+    /// What the machine has done so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Number of addresses with state, queued messages or an invocation in flight.
+    pub fn address_count(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// True if nothing is queued or in flight (pending timers do not count).
+    pub fn is_quiescent(&self) -> bool {
+        self.instances
+            .values()
+            .all(|instance| instance.mailbox.is_empty() && instance.in_flight.is_none())
+    }
+
+    /// Messages queued or in flight (for shutdown reports).
+    pub fn pending_messages(&self) -> usize {
+        self.instances
+            .values()
+            .map(|instance| {
+                instance.mailbox.len()
+                    + instance
+                        .in_flight
+                        .as_ref()
+                        .map_or(0, |in_flight| in_flight.messages.len())
+            })
+            .sum()
+    }
+
+    /// When the earliest delayed message is due, in ms since the epoch.
+    pub fn next_timer(&self) -> Option<u64> {
+        self.timers.by_due.keys().next().map(|(due, _)| *due)
+    }
+
+    /// The current state of `address` (name → value), expired values included until the next
+    /// batch purges them.
+    pub fn state_of(&self, address: &Address) -> Vec<(String, TypedValue)> {
+        self.instances
+            .get(address)
+            .map(|instance| {
+                instance
+                    .values
+                    .iter()
+                    .map(|(name, stored)| (name.clone(), stored.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A message arrived for an address this machine owns.
+    pub fn deliver(&mut self, now_ms: u64, envelope: Envelope, out: &mut Vec<Action>) {
+        self.stats.messages += 1;
+        let address = envelope.message.target.clone();
+        let Some(info) = self.function_info(&address.function_type) else {
+            // The router rejects these at the door and replies are validated, so this only
+            // happens if the module changed underneath a message. Nothing is silently lost.
+            if let Some(ack) = envelope.ack {
+                ack.release();
+            }
+            self.stats.failed_batches += 1;
+            out.push(Action::DeadLetter(DeadLetter {
+                address: address.clone(),
+                messages: vec![envelope.message],
+                error: format!("no endpoint serves function type {}", address.function_type),
+                time: UNIX_EPOCH + Duration::from_millis(now_ms),
+            }));
+            return;
+        };
+        let max_batch = info.max_batch;
+        let instance = self.instances.entry(address.clone()).or_default();
+        let mut envelope = envelope;
+        if instance.mailbox.len() < max_batch {
+            if let Some(ack) = envelope.ack.take() {
+                ack.release();
+            }
+        } else if envelope.ack.is_some() {
+            instance.waiting_acks += 1;
+        }
+        instance.mailbox.push_back(envelope);
+        if instance.in_flight.is_none() {
+            self.dispatch(now_ms, &address, out);
+        }
+    }
+
+    /// An invocation finished.
+    pub fn complete(&mut self, now_ms: u64, completion: Completion, out: &mut Vec<Action>) {
+        let Completion {
+            address,
+            batch_id,
+            result,
+        } = completion;
+        let Some(instance) = self.instances.get_mut(&address) else {
+            tracing::warn!(%address, batch_id, "completion for an unknown address ignored");
+            return;
+        };
+        let Some(in_flight) = instance
+            .in_flight
+            .take_if(|in_flight| in_flight.batch_id == batch_id)
+        else {
+            tracing::warn!(%address, batch_id, "stale completion ignored");
+            return;
+        };
+        match result {
+            Err(error) => self.fail(now_ms, &address, in_flight.messages, error.to_string(), out),
+            Ok(reply) => match reply.response {
+                None => self.succeed(now_ms, &address, InvocationResponse::default(), out),
+                Some(from_function::Response::InvocationResult(response)) => {
+                    match self.validate(&address, &response) {
+                        Ok(()) => self.succeed(now_ms, &address, response, out),
+                        Err(reason) => self.fail(
+                            now_ms,
+                            &address,
+                            in_flight.messages,
+                            format!("invalid reply: {reason}"),
+                            out,
+                        ),
+                    }
+                }
+                Some(from_function::Response::IncompleteInvocationContext(context)) => {
+                    self.negotiate(now_ms, &address, in_flight, context.missing_values, out)
+                }
+            },
+        }
+        self.dispatch(now_ms, &address, out);
+    }
+
+    /// Fires every delayed message due at `now_ms`.
+    pub fn fire_timers(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        while let Some(timer) = self.timers.pop_due(now_ms) {
+            out.push(Action::Route(timer.message));
+        }
+    }
+
+    fn function_info(&mut self, function_type: &FunctionType) -> Option<&mut FunctionInfo> {
+        if !self.functions.contains_key(function_type) {
+            let endpoint = self.config.catalog.resolve(function_type)?;
+            let max_batch = self
+                .config
+                .catalog
+                .endpoint(endpoint)
+                .map_or(1000, |spec| spec.max_num_batch_requests.max(1));
+            self.functions.insert(
+                function_type.clone(),
+                FunctionInfo {
+                    endpoint,
+                    max_batch,
+                    specs: Vec::new(),
+                },
+            );
+        }
+        self.functions.get_mut(function_type)
+    }
+
+    /// Sends the next batch of `address` if it has queued messages and nothing in flight.
+    fn dispatch(&mut self, now_ms: u64, address: &Address, out: &mut Vec<Action>) {
+        let Some(instance) = self.instances.get_mut(address) else {
+            return;
+        };
+        if instance.in_flight.is_some() {
+            return;
+        }
+        if instance.mailbox.is_empty() {
+            if instance.is_idle_and_empty() {
+                self.instances.remove(address);
+            }
+            return;
+        }
+        let Some(info) = self.functions.get(&address.function_type) else {
+            return;
+        };
+        let take = instance.mailbox.len().min(info.max_batch);
+        let mut released = 0;
+        let messages: Vec<Message> = instance
+            .mailbox
+            .drain(..take)
+            .map(|envelope| {
+                if let Some(ack) = envelope.ack {
+                    // A sender still waiting on a message that is being sent now: release it.
+                    ack.release();
+                    released += 1;
+                }
+                envelope.message
+            })
+            .collect();
+        instance.waiting_acks -= released;
+        if instance.waiting_acks > 0 {
+            for envelope in instance.mailbox.iter_mut().take(info.max_batch) {
+                if let Some(ack) = envelope.ack.take() {
+                    ack.release();
+                    instance.waiting_acks -= 1;
+                }
+            }
+        }
+        let batch_id = self.next_batch_id;
+        self.next_batch_id += 1;
+        self.stats.invocations += 1;
+        let request = build_request(now_ms, address, instance, &info.specs, &messages);
+        instance.in_flight = Some(InFlight {
+            batch_id,
+            messages,
+            negotiation_rounds: 0,
+        });
+        out.push(Action::Invoke {
+            endpoint: info.endpoint,
+            address: address.clone(),
+            batch_id,
+            request,
+        });
+    }
+
+    fn fail(
+        &mut self,
+        now_ms: u64,
+        address: &Address,
+        messages: Vec<Message>,
+        error: String,
+        out: &mut Vec<Action>,
+    ) {
+        self.stats.failed_batches += 1;
+        tracing::warn!(%address, messages = messages.len(), %error, "batch failed, sent to dead letters");
+        out.push(Action::DeadLetter(DeadLetter {
+            address: address.clone(),
+            messages,
+            error,
+            time: UNIX_EPOCH + Duration::from_millis(now_ms),
+        }));
+    }
+
+    /// Checks a reply as a whole, so that either every effect applies or none.
+    fn validate(&self, address: &Address, response: &InvocationResponse) -> Result<(), String> {
+        for (index, message) in response.outgoing_messages.iter().enumerate() {
+            let target = message
+                .target
+                .as_ref()
+                .ok_or_else(|| format!("outgoing_messages[{index}] has no target"))?;
+            let target = Address::from_proto(target)
+                .map_err(|e| format!("outgoing_messages[{index}]: {e}"))?;
+            self.check_target(&target)
+                .map_err(|e| format!("outgoing_messages[{index}]: {e}"))?;
+        }
+        let mut tokens: HashSet<&str> = HashSet::new();
+        let mut cancelled: HashSet<&str> = HashSet::new();
+        for (index, delayed) in response.delayed_invocations.iter().enumerate() {
+            let token = delayed.cancellation_token.as_str();
+            if delayed.is_cancellation_request {
+                if token.is_empty() {
+                    return Err(format!(
+                        "delayed_invocations[{index}] is a cancellation without a cancellation_token"
+                    ));
+                }
+                tokens.remove(token);
+                cancelled.insert(token);
+                continue;
+            }
+            if delayed.delay_in_ms < 0 {
+                return Err(format!(
+                    "delayed_invocations[{index}] has a negative delay ({} ms)",
+                    delayed.delay_in_ms
+                ));
+            }
+            let target = delayed
+                .target
+                .as_ref()
+                .ok_or_else(|| format!("delayed_invocations[{index}] has no target"))?;
+            let target = Address::from_proto(target)
+                .map_err(|e| format!("delayed_invocations[{index}]: {e}"))?;
+            self.check_target(&target)
+                .map_err(|e| format!("delayed_invocations[{index}]: {e}"))?;
+            if !token.is_empty() {
+                let pending = self.timers.is_pending(address, token) && !cancelled.contains(token);
+                if pending || !tokens.insert(token) {
+                    return Err(format!(
+                        "delayed_invocations[{index}] reuses cancellation token {token:?} of a delayed message that is still pending; tokens must be unique per sender until the message fires or is cancelled"
+                    ));
+                }
+            }
+        }
+        for (index, egress) in response.outgoing_egresses.iter().enumerate() {
+            let id = format!("{}/{}", egress.egress_namespace, egress.egress_type);
+            if !self.config.egress_ids.contains(&id) {
+                let mut known: Vec<&str> =
+                    self.config.egress_ids.iter().map(String::as_str).collect();
+                known.sort_unstable();
+                return Err(format!(
+                    "outgoing_egresses[{index}] targets unknown egress {id:?} (declared: {known:?})"
+                ));
+            }
+            if egress.argument.is_none() {
+                return Err(format!("outgoing_egresses[{index}] has no argument"));
+            }
+        }
+        for (index, mutation) in response.state_mutations.iter().enumerate() {
+            if mutation.state_name.is_empty() {
+                return Err(format!("state_mutations[{index}] has an empty state_name"));
+            }
+            let is_modify = mutation.mutation_type == MutationType::Modify as i32;
+            if !is_modify && mutation.mutation_type != MutationType::Delete as i32 {
+                return Err(format!(
+                    "state_mutations[{index}] has unknown mutation_type {}",
+                    mutation.mutation_type
+                ));
+            }
+            if is_modify && mutation.state_value.is_none() {
+                return Err(format!(
+                    "state_mutations[{index}] modifies {:?} without a state_value",
+                    mutation.state_name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_target(&self, target: &Address) -> Result<(), String> {
+        if self.functions.contains_key(&target.function_type)
+            || self.config.catalog.resolve(&target.function_type).is_some()
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "no endpoint serves function type {} (target {target})",
+                target.function_type
+            ))
+        }
+    }
+
+    /// Applies a validated reply in StateFun's order.
+    fn succeed(
+        &mut self,
+        now_ms: u64,
+        address: &Address,
+        response: InvocationResponse,
+        out: &mut Vec<Action>,
+    ) {
+        let InvocationResponse {
+            state_mutations,
+            outgoing_messages,
+            delayed_invocations,
+            outgoing_egresses,
+        } = response;
+        for message in outgoing_messages {
+            if let Some(target) = message
+                .target
+                .as_ref()
+                .and_then(|t| Address::from_proto(t).ok())
+            {
+                out.push(Action::Route(Message {
+                    target,
+                    caller: Some(address.clone()),
+                    argument: message.argument.unwrap_or_default(),
+                }));
+            }
+        }
+        for delayed in delayed_invocations {
+            if delayed.is_cancellation_request {
+                let found = self.timers.cancel(address, &delayed.cancellation_token);
+                tracing::debug!(%address, token = %delayed.cancellation_token, found, "delayed message cancelled");
+                continue;
+            }
+            let Some(target) = delayed
+                .target
+                .as_ref()
+                .and_then(|t| Address::from_proto(t).ok())
+            else {
+                continue;
+            };
+            let token = Some(delayed.cancellation_token).filter(|token: &String| !token.is_empty());
+            let due = now_ms.saturating_add(delayed.delay_in_ms.max(0) as u64);
+            self.timers.schedule(
+                due,
+                Timer {
+                    message: Message {
+                        target,
+                        caller: Some(address.clone()),
+                        argument: delayed.argument.unwrap_or_default(),
+                    },
+                    token,
+                },
+            );
+        }
+        for egress in outgoing_egresses {
+            out.push(Action::Egress(EgressRecord {
+                egress: format!("{}/{}", egress.egress_namespace, egress.egress_type),
+                value: egress.argument.unwrap_or_default(),
+            }));
+        }
+        if let Some(instance) = self.instances.get_mut(address) {
+            for mutation in state_mutations {
+                let slot = instance
+                    .values
+                    .iter()
+                    .position(|(name, _)| *name == mutation.state_name);
+                match (mutation.mutation_type == MutationType::Modify as i32, slot) {
+                    (true, slot) => {
+                        let stored = StoredValue {
+                            value: mutation.state_value.unwrap_or_default(),
+                            written_ms: now_ms,
+                        };
+                        match slot {
+                            Some(slot) => instance.values[slot].1 = stored,
+                            None => instance.values.push((mutation.state_name, stored)),
+                        }
+                    }
+                    (false, Some(slot)) => {
+                        instance.values.swap_remove(slot);
+                    }
+                    (false, None) => {}
+                }
+            }
+        }
+    }
+
+    /// Registers the specs a function asked for and re-sends the same messages.
+    fn negotiate(
+        &mut self,
+        now_ms: u64,
+        address: &Address,
+        in_flight: InFlight,
+        missing: Vec<PersistedValueSpec>,
+        out: &mut Vec<Action>,
+    ) {
+        self.stats.negotiations += 1;
+        let mut changed = false;
+        let mut problem = None;
+        if let Some(info) = self.functions.get_mut(&address.function_type) {
+            for spec in missing {
+                match value_spec(&spec) {
+                    Ok(spec) => match info.specs.iter_mut().find(|s| s.name == spec.name) {
+                        Some(existing) if *existing == spec => {}
+                        Some(existing) => {
+                            *existing = spec;
+                            changed = true;
+                        }
+                        None => {
+                            info.specs.push(spec);
+                            changed = true;
+                        }
+                    },
+                    Err(reason) => problem = Some(reason),
+                }
+            }
+        }
+        let rounds = in_flight.negotiation_rounds + 1;
+        let failure = if let Some(reason) = problem {
+            Some(format!("invalid missing-state spec: {reason}"))
+        } else if !changed {
+            Some("the function reported missing state that the request already carried (IncompleteInvocationContext without new specs)".to_string())
+        } else if rounds > MAX_NEGOTIATION_ROUNDS {
+            Some(format!(
+                "missing-state negotiation did not settle after {MAX_NEGOTIATION_ROUNDS} rounds"
+            ))
+        } else {
+            None
+        };
+        if let Some(error) = failure {
+            self.fail(now_ms, address, in_flight.messages, error, out);
+            return;
+        }
+        let (Some(info), Some(instance)) = (
+            self.functions.get(&address.function_type),
+            self.instances.get_mut(address),
+        ) else {
+            return;
+        };
+        let batch_id = self.next_batch_id;
+        self.next_batch_id += 1;
+        self.stats.invocations += 1;
+        let request = build_request(now_ms, address, instance, &info.specs, &in_flight.messages);
+        instance.in_flight = Some(InFlight {
+            batch_id,
+            messages: in_flight.messages,
+            negotiation_rounds: rounds,
+        });
+        out.push(Action::Invoke {
+            endpoint: info.endpoint,
+            address: address.clone(),
+            batch_id,
+            request,
+        });
+    }
+
+    /// A plain-data copy of everything this machine holds. In-flight batches are recorded as
+    /// pending messages at the head of their mailbox (they are re-invoked on restore).
+    pub fn snapshot(&self) -> MachineSnapshot {
+        let mut functions: Vec<(FunctionType, Vec<ValueSpec>)> = self
+            .functions
+            .iter()
+            .filter(|(_, info)| !info.specs.is_empty())
+            .map(|(function_type, info)| (function_type.clone(), info.specs.clone()))
+            .collect();
+        functions.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut addresses: Vec<AddressSnapshot> = self
+            .instances
+            .iter()
+            .map(|(address, instance)| {
+                let mut messages: Vec<Message> = instance
+                    .in_flight
+                    .as_ref()
+                    .map(|in_flight| in_flight.messages.clone())
+                    .unwrap_or_default();
+                messages.extend(instance.mailbox.iter().map(|e| e.message.clone()));
+                let mut values: Vec<(String, TypedValue, u64)> = instance
+                    .values
+                    .iter()
+                    .map(|(name, stored)| (name.clone(), stored.value.clone(), stored.written_ms))
+                    .collect();
+                values.sort_by(|a, b| a.0.cmp(&b.0));
+                AddressSnapshot {
+                    address: address.clone(),
+                    values,
+                    last_invoke_ms: instance.last_invoke_ms,
+                    messages,
+                }
+            })
+            .collect();
+        addresses.sort_by(|a, b| a.address.cmp(&b.address));
+        let timers = self
+            .timers
+            .by_due
+            .iter()
+            .map(|((due, _), timer)| TimerSnapshot {
+                due_ms: *due,
+                message: timer.message.clone(),
+                token: timer.token.clone(),
+            })
+            .collect();
+        MachineSnapshot {
+            functions,
+            addresses,
+            timers,
+        }
+    }
+
+    /// A machine holding `snapshot`; pending messages are dispatched at once.
+    pub fn restore(
+        config: MachineConfig,
+        snapshot: MachineSnapshot,
+        now_ms: u64,
+        out: &mut Vec<Action>,
+    ) -> Machine {
+        let mut machine = Machine::new(config);
+        for (function_type, specs) in snapshot.functions {
+            if let Some(info) = machine.function_info(&function_type) {
+                info.specs = specs;
+            }
+        }
+        let mut pending = Vec::new();
+        for address in snapshot.addresses {
+            let _ = machine.function_info(&address.address.function_type);
+            let instance = machine
+                .instances
+                .entry(address.address.clone())
+                .or_default();
+            instance.values = address
+                .values
+                .into_iter()
+                .map(|(name, value, written_ms)| (name, StoredValue { value, written_ms }))
+                .collect();
+            instance.last_invoke_ms = address.last_invoke_ms;
+            instance.mailbox = address
+                .messages
+                .into_iter()
+                .map(|message| Envelope { message, ack: None })
+                .collect();
+            pending.push(address.address);
+        }
+        for timer in snapshot.timers {
+            machine.timers.schedule(
+                timer.due_ms,
+                Timer {
+                    message: timer.message,
+                    token: timer.token,
+                },
+            );
+        }
+        for address in pending {
+            machine.dispatch(now_ms, &address, out);
+        }
+        machine
+    }
+}
+
+/// Everything a machine holds, as plain data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineSnapshot {
+    pub functions: Vec<(FunctionType, Vec<ValueSpec>)>,
+    pub addresses: Vec<AddressSnapshot>,
+    pub timers: Vec<TimerSnapshot>,
+}
+
+/// One address in a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddressSnapshot {
+    pub address: Address,
+    /// (name, value, written at ms)
+    pub values: Vec<(String, TypedValue, u64)>,
+    pub last_invoke_ms: u64,
+    /// In-flight messages first, then the mailbox, in order.
+    pub messages: Vec<Message>,
+}
+
+/// One delayed message in a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerSnapshot {
+    pub due_ms: u64,
+    pub message: Message,
+    pub token: Option<String>,
+}
+
+fn value_spec(spec: &PersistedValueSpec) -> Result<ValueSpec, String> {
+    if spec.state_name.is_empty() {
+        return Err("a missing value has an empty state_name".into());
+    }
+    let expiration = match spec.expiration_spec.as_ref() {
+        None => Expiration::Never,
+        Some(expiration) => {
+            let millis = u64::try_from(expiration.expire_after_millis).map_err(|_| {
+                format!(
+                    "state {:?} has a negative expire_after_millis",
+                    spec.state_name
+                )
+            })?;
+            match ExpireMode::try_from(expiration.mode) {
+                Ok(ExpireMode::None) => Expiration::Never,
+                Ok(_) if millis == 0 => Expiration::Never,
+                Ok(ExpireMode::AfterWrite) => Expiration::AfterWrite(millis),
+                Ok(ExpireMode::AfterInvoke) => Expiration::AfterInvoke(millis),
+                Err(_) => {
+                    return Err(format!(
+                        "state {:?} has unknown expiration mode {}",
+                        spec.state_name, expiration.mode
+                    ))
+                }
+            }
+        }
+    };
+    Ok(ValueSpec {
+        name: spec.state_name.clone(),
+        typename: spec.type_typename.clone(),
+        expiration,
+    })
+}
+
+/// Purges expired values, marks the address invoked, and builds the request.
+fn build_request(
+    now_ms: u64,
+    address: &Address,
+    instance: &mut Instance,
+    specs: &[ValueSpec],
+    messages: &[Message],
+) -> ToFunction {
+    let last_invoke = instance.last_invoke_ms;
+    instance.values.retain(|(name, stored)| {
+        let expiration = specs
+            .iter()
+            .find(|spec| spec.name == *name)
+            .map_or(Expiration::Never, |spec| spec.expiration);
+        match expiration {
+            Expiration::Never => true,
+            Expiration::AfterWrite(ttl) => now_ms < stored.written_ms.saturating_add(ttl),
+            Expiration::AfterInvoke(ttl) => {
+                now_ms < stored.written_ms.max(last_invoke).saturating_add(ttl)
+            }
+        }
+    });
+    instance.last_invoke_ms = now_ms;
+    let state = specs
+        .iter()
+        .map(|spec| to_function::PersistedValue {
+            state_name: spec.name.clone(),
+            state_value: instance
+                .value(&spec.name)
+                .map(|stored| stored.value.clone()),
+        })
+        .collect();
+    let invocations = messages
+        .iter()
+        .map(|message| to_function::Invocation {
+            caller: message.caller.as_ref().map(Address::to_proto),
+            argument: Some(message.argument.clone()),
+        })
+        .collect();
+    ToFunction {
+        request: Some(to_function::Request::Invocation(
+            to_function::InvocationBatchRequest {
+                target: Some(address.to_proto()),
+                state,
+                invocations,
+            },
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

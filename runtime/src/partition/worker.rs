@@ -1,1 +1,1 @@
-//! The partition worker event loop (stub: being written).
+//! The partition worker event loop (being written).
