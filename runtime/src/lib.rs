@@ -23,6 +23,7 @@
 
 pub mod address;
 pub mod catalog;
+pub mod client;
 pub mod deadletter;
 pub mod egress;
 pub mod error;

@@ -1,1 +1,295 @@
-fn main() {}
+//! `eddy`: the command line of the state tier.
+//!
+//! - `eddy run <module.yaml>` runs the runtime until SIGINT/SIGTERM, then drains and exits.
+//! - `eddy validate <module.yaml>` checks a module file and summarises it.
+//! - `eddy send <ns/name/id> --string hi` sends one message through an HTTP ingress.
+//!
+//! Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 invalid module, 4 send failed.
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use eddy_runtime::client::{self, ClientValue};
+use eddy_runtime::runtime::Options;
+use eddy_runtime::spec::{self, EgressSpec, EndpointTarget, IngressSpec, ModuleSpec};
+use eddy_runtime::Error;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_INVALID_MODULE: u8 = 3;
+const EXIT_SEND_FAILED: u8 = 4;
+
+/// Eddy: an event-driven database for serverless functions (StateFun-compatible).
+#[derive(Parser)]
+#[command(name = "eddy", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the state tier for a module file until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// Check a module file; exit 0 if valid, 3 with a precise error if not.
+    Validate {
+        /// The module file (StateFun 3.x module.yaml).
+        module: PathBuf,
+    },
+    /// Send one message through an HTTP ingress; exit 0 when accepted, 4 otherwise.
+    Send(SendArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The module file (StateFun 3.x module.yaml).
+    module: PathBuf,
+    /// Dead-letter file (JSON lines); overrides the module's io.eddy.runtime.v1/config.
+    #[arg(long, value_name = "PATH")]
+    dead_letters: Option<PathBuf>,
+    /// Number of partition workers (default: number of CPU cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
+    /// Longest wait at shutdown for queued and in-flight work, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    drain_timeout: u64,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// Target address: namespace/name/id, e.g. com.example/greeter/alice.
+    target: String,
+    /// Base URL of the HTTP ingress.
+    #[arg(long, default_value = "http://127.0.0.1:8090", env = "EDDY_INGRESS")]
+    ingress: String,
+    /// Typename of the value (defaults to the built-in type of the value flag, or the
+    /// ingress's valueType for --json/--base64).
+    #[arg(long)]
+    typename: Option<String>,
+    #[command(flatten)]
+    value: ValueArgs,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct ValueArgs {
+    /// A io.statefun.types/string value.
+    #[arg(long)]
+    string: Option<String>,
+    /// A io.statefun.types/long value.
+    #[arg(long, allow_hyphen_values = true)]
+    long: Option<i64>,
+    /// A io.statefun.types/int value.
+    #[arg(long, allow_hyphen_values = true)]
+    int: Option<i32>,
+    /// A io.statefun.types/bool value.
+    #[arg(long)]
+    bool: Option<bool>,
+    /// A io.statefun.types/double value.
+    #[arg(long, allow_hyphen_values = true)]
+    double: Option<f64>,
+    /// A io.statefun.types/float value.
+    #[arg(long, allow_hyphen_values = true)]
+    float: Option<f32>,
+    /// A JSON value (sent as compact JSON text; give --typename).
+    #[arg(long)]
+    json: Option<String>,
+    /// Raw bytes, base64-encoded (give --typename).
+    #[arg(long)]
+    base64: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("eddy: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Validate { module } => validate(&module),
+            Command::Send(args) => send(args).await,
+        }
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let module = match spec::load(&args.module) {
+        Ok(module) => module,
+        Err(error) => return invalid(&error),
+    };
+    let mut options = Options::new(module);
+    options.dead_letters = args.dead_letters;
+    options.workers = args.workers.map(usize::from);
+    options.drain_timeout = Duration::from_secs(args.drain_timeout);
+    let runtime = match options.build().await {
+        Ok(runtime) => runtime,
+        Err(error @ (Error::Config { .. } | Error::Unsupported { .. })) => return invalid(&error),
+        Err(error) => {
+            eprintln!("eddy: cannot start: {error}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    for (id, address) in runtime.handle().http_ingress_addresses() {
+        eprintln!("eddy: listening ingress {id} on {address}");
+    }
+    match runtime.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("eddy: {error}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn invalid(error: &Error) -> ExitCode {
+    eprintln!("eddy: invalid module: {error}");
+    ExitCode::from(EXIT_INVALID_MODULE)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops eddy");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutdown signal received");
+}
+
+fn validate(path: &Path) -> ExitCode {
+    match spec::load(path) {
+        Ok(module) => {
+            println!("{}", summary(&module));
+            ExitCode::SUCCESS
+        }
+        Err(error) => invalid(&error),
+    }
+}
+
+fn summary(module: &ModuleSpec) -> String {
+    let mut lines = vec![format!("{}: valid", module.path.display())];
+    for endpoint in &module.endpoints {
+        let EndpointTarget::Http(target) = &endpoint.target;
+        lines.push(format!(
+            "  endpoint  {} -> {} (maxNumBatchRequests {}, call timeout {:?})",
+            endpoint.functions,
+            target.url_path_template,
+            endpoint.max_num_batch_requests,
+            target.transport.call
+        ));
+    }
+    for ingress in &module.ingresses {
+        lines.push(match ingress {
+            IngressSpec::Http(spec) => format!("  ingress   {} http on {}", spec.id, spec.bind),
+            IngressSpec::File(spec) => {
+                format!("  ingress   {} file {}", spec.id, spec.path.display())
+            }
+            IngressSpec::Kafka(spec) => format!(
+                "  ingress   {} kafka {} (not runnable yet)",
+                spec.id, spec.address
+            ),
+            IngressSpec::Kinesis(spec) => {
+                format!("  ingress   {} kinesis (not runnable yet)", spec.id)
+            }
+        });
+    }
+    for egress in &module.egresses {
+        lines.push(match egress {
+            EgressSpec::Stdout { id, .. } => format!("  egress    {id} stdout"),
+            EgressSpec::File { id, path, .. } => {
+                format!("  egress    {id} file {}", path.display())
+            }
+            EgressSpec::Kafka(spec) => format!(
+                "  egress    {} kafka {} (not runnable yet)",
+                spec.id, spec.address
+            ),
+            EgressSpec::Kinesis(spec) => {
+                format!("  egress    {} kinesis (not runnable yet)", spec.id)
+            }
+        });
+    }
+    lines.join("\n")
+}
+
+async fn send(args: SendArgs) -> ExitCode {
+    match send_inner(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("eddy: send failed: {error:#}");
+            ExitCode::from(EXIT_SEND_FAILED)
+        }
+    }
+}
+
+async fn send_inner(args: SendArgs) -> anyhow::Result<()> {
+    let ValueArgs {
+        string,
+        long,
+        int,
+        bool,
+        double,
+        float,
+        json,
+        base64,
+    } = args.value;
+    let value = if let Some(value) = string {
+        ClientValue::String(value)
+    } else if let Some(value) = long {
+        ClientValue::Long(value)
+    } else if let Some(value) = int {
+        ClientValue::Int(value)
+    } else if let Some(value) = bool {
+        ClientValue::Bool(value)
+    } else if let Some(value) = double {
+        ClientValue::Double(value)
+    } else if let Some(value) = float {
+        ClientValue::Float(value)
+    } else if let Some(text) = json {
+        ClientValue::Json(serde_json::from_str(&text).context("--json is not valid JSON")?)
+    } else if let Some(text) = base64 {
+        use base64::Engine as _;
+        ClientValue::Bytes(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .context("--base64 is not valid base64")?,
+        )
+    } else {
+        anyhow::bail!("give one value flag, e.g. --string hello");
+    };
+    client::send(&args.ingress, &args.target, args.typename.as_deref(), value).await?;
+    Ok(())
+}

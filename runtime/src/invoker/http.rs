@@ -1,30 +1,1361 @@
-//! HTTP transport (stub: being written).
+//! HTTP transport: invokes the remote functions of one HTTP endpoint (StateFun's request-reply
+//! protocol over HTTP/1.1, plain or TLS).
+//!
+//! One [`HttpTransport`] per endpoint holds a keep-alive connection pool (hyper-util's legacy
+//! client over an `HttpConnector` wrapped for `https://` by hyper-rustls; `http://` URLs go
+//! through the same connector) and a semaphore of `pool_size` permits that bounds the calls in
+//! flight to the endpoint. A call holds its permit for all its attempts and backoffs.
+//!
+//! One call = `POST <url>` with the encoded `ToFunction`, `Content-Type:
+//! application/octet-stream` and `Accept-Encoding: gzip`. The reply must be `200`, typed
+//! `application/octet-stream` (a missing `Content-Type` is accepted), at most
+//! `payload_max_bytes` (checked against `Content-Length`, while reading, and again after gunzip)
+//! and decode as a `FromFunction` (a reply with no oneof set means "no side effects").
+//!
+//! Time limits:
+//! - `call` bounds the whole call: every attempt and every backoff. A backoff that would end
+//!   after the deadline is not slept: the call fails at once with the last attempt's reason.
+//! - `connect` bounds each TCP connect (the TLS handshake after it counts against the attempt
+//!   and call limits).
+//! - `write` and `read`, when either is set, bound one attempt: the wait for the response head
+//!   (connection set-up, sending the request and the function's work) is at most
+//!   `write + read` (an unset one counts as zero),
+//!   and `read` also bounds each wait for more bytes of the reply body. A timed-out attempt is
+//!   retried.
+//!
+//! Retries (at most `max_attempts` attempts, exponential backoff with jitter from `backon`,
+//! `initial_backoff` doubling up to `max_backoff`): transport errors (connect, TLS, reset),
+//! timed-out attempts, HTTP 408, 429 and 5xx, and bad replies (wrong content type, oversize,
+//! not a `FromFunction`). Any other status fails the call at once. The final failure is an
+//! [`Error::Invocation`] whose reason is fit for a dead-letter record.
+
 use crate::address::Address;
-use crate::spec::HttpTarget;
+use crate::invoker::tls;
+use crate::spec::{HttpTarget, TransportSpec};
 use crate::{Error, Result};
-use bytes::Bytes;
-use eddy_protocol::FromFunction;
+use backon::{BackoffBuilder as _, ExponentialBuilder};
+use bytes::{Bytes, BytesMut};
+use eddy_protocol::{FromFunction, Message as _};
+use http::header::{
+    HeaderMap, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT,
+};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::io::Read as _;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::time::{timeout, timeout_at, Instant};
+
+/// The only content type of requests and replies.
+const OCTET_STREAM: &str = "application/octet-stream";
+/// The `User-Agent` of requests.
+const USER_AGENT_VALUE: &str = concat!("eddy/", env!("CARGO_PKG_VERSION"));
+/// How many bytes of an error reply's body go into the failure reason.
+const SNIPPET_BYTES: usize = 200;
+/// Most bytes read from an error reply's body to find its snippet.
+const SNIPPET_READ_LIMIT: usize = 64 * 1024;
+/// Compressed bodies above this size are inflated on the blocking pool.
+const INLINE_GUNZIP_LIMIT: usize = 256 * 1024;
 
 /// Calls functions of one HTTP endpoint.
 pub struct HttpTransport {
     target: HttpTarget,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One permit per call in flight (`pool_size`).
+    permits: Semaphore,
+}
+
+/// Why one attempt failed.
+struct Failure {
+    /// Whether another attempt may succeed.
+    retry: bool,
+    reason: String,
+    /// The HTTP status, when a response head arrived.
+    status: Option<StatusCode>,
+}
+
+impl Failure {
+    fn retry(reason: impl Into<String>) -> Failure {
+        Failure {
+            retry: true,
+            reason: reason.into(),
+            status: None,
+        }
+    }
+
+    fn fatal(reason: impl Into<String>) -> Failure {
+        Failure {
+            retry: false,
+            reason: reason.into(),
+            status: None,
+        }
+    }
+
+    fn with_status(mut self, status: StatusCode) -> Failure {
+        self.status = Some(status);
+        self
+    }
 }
 
 impl HttpTransport {
-    /// A transport for `target`.
+    /// A transport for `target` (loads its TLS material, so it can fail).
     pub fn new(target: &HttpTarget) -> Result<HttpTransport> {
+        let transport = &target.transport;
+        let https = target
+            .url_path_template
+            .trim_start()
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        let tls_config = tls::client_config(&transport.tls, https)?;
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(transport.connect));
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(transport.pool_ttl)
+            .pool_max_idle_per_host(transport.pool_size)
+            .build(connector);
+        let permits = Semaphore::new(transport.pool_size.clamp(1, Semaphore::MAX_PERMITS));
         Ok(HttpTransport {
             target: target.clone(),
+            client,
+            permits,
         })
     }
 
     /// POSTs `body` (an encoded `ToFunction`) for `target` and decodes the reply.
-    pub async fn invoke(&self, target: &Address, _body: Bytes) -> Result<FromFunction> {
-        Err(Error::Invocation {
-            target: target.to_string(),
-            url: self.target.url_for(&target.function_type),
-            attempts: 0,
-            reason: "not implemented".into(),
+    ///
+    /// Retries inside the `call` budget as described in the module docs; the final failure is
+    /// an [`Error::Invocation`].
+    pub async fn invoke(&self, target: &Address, body: Bytes) -> Result<FromFunction> {
+        let transport = &self.target.transport;
+        let url = self.target.url_for(&target.function_type);
+        let call = transport.call;
+        let started = Instant::now();
+        let deadline = started
+            .checked_add(call)
+            .unwrap_or_else(|| started + Duration::from_secs(10 * 365 * 24 * 3600));
+        let fail = |attempts: u32, reason: String| {
+            tracing::warn!(
+                target = %target,
+                url = %url,
+                attempts,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                reason = %reason,
+                "invocation failed"
+            );
+            Error::Invocation {
+                target: target.to_string(),
+                url: url.clone(),
+                attempts,
+                reason,
+            }
+        };
+
+        let uri = match parse_url(&url) {
+            Ok(uri) => uri,
+            Err(reason) => return Err(fail(0, reason)),
+        };
+        let _permit = match timeout_at(deadline, self.permits.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => return Err(fail(0, "the transport is closed".into())),
+            Err(_elapsed) => {
+                return Err(fail(
+                    0,
+                    format!(
+                        "timed out after {call:?} (call budget) waiting for one of the {} call \
+                         slots of the endpoint (pool_size)",
+                        transport.pool_size
+                    ),
+                ))
+            }
+        };
+
+        let retry = &transport.retry;
+        let mut backoffs = ExponentialBuilder::default()
+            .with_min_delay(retry.initial_backoff)
+            .with_max_delay(retry.max_backoff)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(retry.max_attempts.saturating_sub(1) as usize)
+            .build();
+        let mut attempt: u32 = 0;
+        let mut previous: Option<String> = None;
+        loop {
+            attempt += 1;
+            tracing::debug!(target = %target, url = %url, attempt, "invoking function");
+            let failure = match timeout_at(deadline, self.attempt(&uri, body.clone())).await {
+                Ok(Ok(reply)) => {
+                    tracing::debug!(
+                        target = %target,
+                        url = %url,
+                        attempt,
+                        status = 200u16,
+                        "function replied"
+                    );
+                    return Ok(reply);
+                }
+                Ok(Err(failure)) => failure,
+                Err(_elapsed) => {
+                    let mut reason = format!("timed out after {call:?} (call budget)");
+                    if let Some(previous) = previous {
+                        reason.push_str("; previous attempt: ");
+                        reason.push_str(&previous);
+                    }
+                    return Err(fail(attempt, reason));
+                }
+            };
+            tracing::debug!(
+                target = %target,
+                url = %url,
+                attempt,
+                status = failure.status.map(|status| status.as_u16()),
+                retry = failure.retry,
+                reason = %failure.reason,
+                "attempt failed"
+            );
+            if !failure.retry {
+                return Err(fail(attempt, failure.reason));
+            }
+            let Some(delay) = backoffs.next() else {
+                return Err(fail(attempt, failure.reason));
+            };
+            let wake = Instant::now() + delay;
+            if wake >= deadline {
+                return Err(fail(
+                    attempt,
+                    format!(
+                        "{}; the call budget of {call:?} leaves no time for another attempt",
+                        failure.reason
+                    ),
+                ));
+            }
+            tokio::time::sleep_until(wake).await;
+            previous = Some(failure.reason);
+        }
+    }
+
+    /// One attempt: send the request, check and decode the reply.
+    async fn attempt(&self, uri: &Uri, body: Bytes) -> Result<FromFunction, Failure> {
+        let transport = &self.target.transport;
+        let request = Request::post(uri.clone())
+            .header(CONTENT_TYPE, OCTET_STREAM)
+            .header(ACCEPT_ENCODING, "gzip")
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .body(Full::new(body))
+            .map_err(|error| Failure::fatal(format!("cannot build the request: {error}")))?;
+        let sent = self.client.request(request);
+        let response = match head_timeout(transport) {
+            Some(limit) => match timeout(limit, sent).await {
+                Ok(response) => response,
+                Err(_elapsed) => {
+                    return Err(Failure::retry(format!(
+                        "no response within {limit:?} (transport timeouts write + read)"
+                    )))
+                }
+            },
+            None => sent.await,
+        }
+        .map_err(|error| Failure::retry(describe_client_error(&error, uri)))?;
+
+        let (head, body) = response.into_parts();
+        let status = head.status;
+        if status != StatusCode::OK {
+            let snippet = error_snippet(&head.headers, body, transport.read).await;
+            let reason = if snippet.is_empty() {
+                format!("http {}", status.as_u16())
+            } else {
+                format!("http {}: {snippet}", status.as_u16())
+            };
+            let failure = if retryable_status(status) {
+                Failure::retry(reason)
+            } else {
+                Failure::fatal(reason)
+            };
+            return Err(failure.with_status(status));
+        }
+        let status_failure = |reason: String| Failure::retry(reason).with_status(status);
+
+        if let Some(content_type) = head.headers.get(CONTENT_TYPE) {
+            let text = String::from_utf8_lossy(content_type.as_bytes());
+            let essence = text.split(';').next().unwrap_or_default().trim();
+            if !essence.eq_ignore_ascii_case(OCTET_STREAM) {
+                let snippet = error_snippet(&head.headers, body, transport.read).await;
+                let mut reason = format!("reply content-type {text}, expected {OCTET_STREAM}");
+                if !snippet.is_empty() {
+                    reason.push_str(": ");
+                    reason.push_str(&snippet);
+                }
+                return Err(status_failure(reason));
+            }
+        }
+        let gzip = match content_encoding(&head.headers) {
+            Ok(gzip) => gzip,
+            Err(reason) => return Err(status_failure(reason)),
+        };
+        let max = transport.payload_max_bytes;
+        if let Some(length) = content_length(&head.headers) {
+            if length > max as u64 {
+                return Err(status_failure(format!(
+                    "reply of {length} bytes exceeds payload_max_bytes {max}"
+                )));
+            }
+        }
+
+        let mut buffer = BytesMut::new();
+        match collect(body, &mut buffer, max, transport.read).await {
+            Ok(()) => {}
+            Err(Collect::TooLarge) => {
+                return Err(status_failure(format!(
+                    "reply exceeds payload_max_bytes {max} (more than {max} bytes received)"
+                )))
+            }
+            Err(Collect::Stalled(limit)) => {
+                return Err(status_failure(format!(
+                    "reply body stalled: no bytes within {limit:?} (transport timeout read)"
+                )))
+            }
+            Err(Collect::Transport(reason)) => {
+                return Err(status_failure(format!(
+                    "reading the reply body failed: {reason}"
+                )))
+            }
+        }
+        let payload = if gzip {
+            gunzip_reply(buffer.freeze(), max)
+                .await
+                .map_err(status_failure)?
+        } else {
+            buffer.freeze()
+        };
+        FromFunction::decode(payload.clone()).map_err(|error| {
+            status_failure(format!(
+                "reply is not a FromFunction protobuf: {error} ({} bytes, starting {})",
+                payload.len(),
+                hex_prefix(&payload)
+            ))
         })
+    }
+}
+
+/// Parses and checks an endpoint URL.
+fn parse_url(url: &str) -> Result<Uri, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|error| format!("invalid url {url:?}: {error}"))?;
+    match uri.scheme_str() {
+        Some(scheme)
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {}
+        Some(scheme) => {
+            return Err(format!(
+                "unsupported url scheme {scheme:?}, expected http or https"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "invalid url {url:?}: no http:// or https:// scheme"
+            ))
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("invalid url {url:?}: no host"));
+    }
+    Ok(uri)
+}
+
+/// How long one attempt waits for the response head, when `read` or `write` is set.
+fn head_timeout(transport: &TransportSpec) -> Option<Duration> {
+    match (transport.write, transport.read) {
+        (None, None) => None,
+        (write, read) => Some(write.unwrap_or_default() + read.unwrap_or_default()),
+    }
+}
+
+/// Statuses worth another attempt: 408, 429 and 5xx.
+fn retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+}
+
+/// `Ok(true)` for a gzip body, `Ok(false)` for identity, `Err` for anything else.
+fn content_encoding(headers: &HeaderMap) -> Result<bool, String> {
+    let mut gzip = false;
+    for value in headers.get_all(CONTENT_ENCODING) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                if gzip {
+                    return Err("reply is gzip-encoded twice".into());
+                }
+                gzip = true;
+            } else if !coding.eq_ignore_ascii_case("identity") {
+                return Err(format!(
+                    "unsupported reply content-encoding {coding} (only gzip is accepted)"
+                ));
+            }
+        }
+    }
+    Ok(gzip)
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse().ok())
+}
+
+/// Why reading a body stopped early.
+enum Collect {
+    /// More than the limit arrived.
+    TooLarge,
+    /// No bytes within the read timeout.
+    Stalled(Duration),
+    Transport(String),
+}
+
+/// Appends `body` to `buffer`, failing once it holds more than `limit` bytes.
+async fn collect(
+    mut body: Incoming,
+    buffer: &mut BytesMut,
+    limit: usize,
+    read: Option<Duration>,
+) -> Result<(), Collect> {
+    loop {
+        let next = match read {
+            Some(read) => timeout(read, body.frame())
+                .await
+                .map_err(|_elapsed| Collect::Stalled(read))?,
+            None => body.frame().await,
+        };
+        let Some(frame) = next else {
+            return Ok(());
+        };
+        let frame = frame.map_err(|error| Collect::Transport(error_chain(&error)))?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > limit {
+                return Err(Collect::TooLarge);
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+}
+
+/// Inflates a gzip reply body of at most `max` bytes once inflated.
+async fn gunzip_reply(compressed: Bytes, max: usize) -> Result<Bytes, String> {
+    if compressed.len() <= INLINE_GUNZIP_LIMIT {
+        return gunzip(&compressed, max);
+    }
+    tokio::task::spawn_blocking(move || gunzip(&compressed, max))
+        .await
+        .map_err(|error| format!("inflating the gzip reply failed: {error}"))?
+}
+
+fn gunzip(compressed: &[u8], max: usize) -> Result<Bytes, String> {
+    let mut inflated = Vec::new();
+    flate2::read::MultiGzDecoder::new(compressed)
+        .take(max as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|error| format!("reply is not valid gzip: {error}"))?;
+    if inflated.len() > max {
+        return Err(format!(
+            "gzip reply inflates to more than {max} bytes, exceeds payload_max_bytes {max}"
+        ));
+    }
+    Ok(Bytes::from(inflated))
+}
+
+/// The first bytes of a reply body as one line of text, for failure reasons. Best effort:
+/// whatever could be read (and inflated) before an error or the size cap.
+async fn error_snippet(headers: &HeaderMap, body: Incoming, read: Option<Duration>) -> String {
+    let mut buffer = BytesMut::new();
+    // An error here only cuts the snippet short.
+    let _ = collect(body, &mut buffer, SNIPPET_READ_LIMIT, read).await;
+    let bytes = if content_encoding(headers) == Ok(true) {
+        let mut inflated = Vec::new();
+        // Keeps what was inflated before any error.
+        let _ = flate2::read::MultiGzDecoder::new(&buffer[..])
+            .take(SNIPPET_BYTES as u64 + 1)
+            .read_to_end(&mut inflated);
+        inflated
+    } else {
+        buffer.to_vec()
+    };
+    snippet(&bytes)
+}
+
+/// At most [`SNIPPET_BYTES`] of `bytes` as text on one line.
+fn snippet(bytes: &[u8]) -> String {
+    let cut = bytes.len().min(SNIPPET_BYTES);
+    let text: String = String::from_utf8_lossy(&bytes[..cut])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut text = text.trim().to_string();
+    if bytes.len() > SNIPPET_BYTES {
+        text.push_str("...");
+    }
+    text
+}
+
+/// The first bytes of a payload in hex, for "not a protobuf" reasons.
+fn hex_prefix(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "empty".into();
+    }
+    let mut text: String = bytes
+        .iter()
+        .take(16)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    if bytes.len() > 16 {
+        text.push_str("...");
+    }
+    text
+}
+
+/// A transport error as a reason: what failed and the chain of causes.
+fn describe_client_error(error: &hyper_util::client::legacy::Error, uri: &Uri) -> String {
+    let what = if error.is_connect() {
+        format!(
+            "connect to {} failed",
+            uri.authority().map(|a| a.as_str()).unwrap_or_default()
+        )
+    } else {
+        "request failed".to_string()
+    };
+    let mut parts = vec![what];
+    let mut tls = false;
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        tls |= is_tls_error(cause);
+        let text = cause.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    if parts.len() == 1 {
+        parts.push(error.to_string());
+    }
+    if tls {
+        parts.insert(1, "tls".to_string());
+    }
+    let mut reason = parts.join(": ");
+    if tls && reason.contains("UnknownIssuer") {
+        reason.push_str(
+            " (the server certificate is not signed by a trusted CA: check trust_cacerts)",
+        );
+    }
+    reason
+}
+
+/// True if `error` is a rustls error, or an I/O error wrapping one (at any depth: the TLS
+/// connector wraps rustls errors in I/O errors twice, and `io::Error::source` skips a level).
+fn is_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    if error.is::<rustls::Error>() {
+        return true;
+    }
+    match error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_tls_error(inner),
+        None => false,
+    }
+}
+
+/// An error and its causes, joined by `: `.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::FunctionType;
+    use crate::spec::{RetrySpec, TlsSpec};
+    use eddy_protocol::reqreply::from_function::{
+        persisted_value_mutation::MutationType, InvocationResponse, PersistedValueMutation,
+        Response as ReplyKind,
+    };
+    use eddy_protocol::TypedValue;
+    use http::{HeaderValue, Method, Response};
+    use http_body_util::combinators::BoxBody;
+    use hyper::body::{Body, Frame};
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::io::Write as _;
+    use std::net::SocketAddr;
+    use std::path::{Path, PathBuf};
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+    use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
+
+    type Reply = Response<BoxBody<Bytes, Infallible>>;
+
+    /// What the test server received.
+    struct Received {
+        /// 1-based number of the request.
+        hit: usize,
+        method: Method,
+        path: String,
+        headers: HeaderMap,
+        body: Bytes,
+    }
+
+    /// A small HTTP/1.1 server on 127.0.0.1, plain or TLS.
+    struct TestServer {
+        addr: SocketAddr,
+        hits: Arc<AtomicUsize>,
+        task: JoinHandle<()>,
+    }
+
+    impl TestServer {
+        fn url(&self, scheme: &str) -> String {
+            format!("{scheme}://{}/fn/{{function.name}}", self.addr)
+        }
+
+        fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for TestServer {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    async fn serve<F, Fut>(tls: Option<tokio_rustls::TlsAcceptor>, handler: F) -> TestServer
+    where
+        F: Fn(Received) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let handler = Arc::new(handler);
+        let task = tokio::spawn({
+            let hits = hits.clone();
+            async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let (handler, hits, tls) = (handler.clone(), hits.clone(), tls.clone());
+                    tokio::spawn(async move {
+                        let service = service_fn(move |request: Request<Incoming>| {
+                            let (handler, hits) = (handler.clone(), hits.clone());
+                            async move {
+                                let (head, body) = request.into_parts();
+                                let body = body
+                                    .collect()
+                                    .await
+                                    .map(|collected| collected.to_bytes())
+                                    .unwrap_or_default();
+                                let hit = hits.fetch_add(1, Ordering::SeqCst) + 1;
+                                let received = Received {
+                                    hit,
+                                    method: head.method,
+                                    path: head.uri.path().to_string(),
+                                    headers: head.headers,
+                                    body,
+                                };
+                                Ok::<_, Infallible>(handler(received).await)
+                            }
+                        });
+                        match tls {
+                            None => {
+                                let io = TokioIo::new(stream);
+                                let _ = http1::Builder::new().serve_connection(io, service).await;
+                            }
+                            Some(acceptor) => {
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    let io = TokioIo::new(stream);
+                                    let _ =
+                                        http1::Builder::new().serve_connection(io, service).await;
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        TestServer { addr, hits, task }
+    }
+
+    /// A body sent in chunks with no Content-Length (chunked transfer encoding).
+    struct Chunked(Vec<Bytes>);
+
+    impl Body for Chunked {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            if self.0.is_empty() {
+                Poll::Ready(None)
+            } else {
+                let chunk = self.0.remove(0);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+        }
+    }
+
+    fn sample_reply() -> FromFunction {
+        FromFunction {
+            response: Some(ReplyKind::InvocationResult(InvocationResponse {
+                state_mutations: vec![PersistedValueMutation {
+                    mutation_type: MutationType::Modify as i32,
+                    state_name: "seen".into(),
+                    state_value: Some(TypedValue {
+                        typename: "io.statefun.types/int".into(),
+                        has_value: true,
+                        value: Bytes::from_static(&[0x0d, 1, 0, 0, 0]),
+                    }),
+                }],
+                ..InvocationResponse::default()
+            })),
+        }
+    }
+
+    fn full(bytes: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
+        Full::new(bytes.into()).boxed()
+    }
+
+    fn proto_reply(reply: &FromFunction) -> Reply {
+        Response::builder()
+            .header(CONTENT_TYPE, OCTET_STREAM)
+            .body(full(reply.encode_to_vec()))
+            .expect("reply")
+    }
+
+    fn status_reply(status: u16, text: &'static str) -> Reply {
+        Response::builder()
+            .status(status)
+            .header(CONTENT_TYPE, "text/plain")
+            .body(full(text))
+            .expect("reply")
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).expect("gzip");
+        encoder.finish().expect("gzip")
+    }
+
+    fn address() -> Address {
+        Address::new(FunctionType::new("com.example", "greeter"), "alice")
+    }
+
+    /// Fast settings: 3 attempts, short backoffs, 5 s budget.
+    fn target(url: String, configure: impl FnOnce(&mut TransportSpec)) -> HttpTarget {
+        let mut transport = TransportSpec {
+            call: Duration::from_secs(5),
+            connect: Duration::from_secs(1),
+            retry: RetrySpec {
+                max_attempts: 3,
+                initial_backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(20),
+            },
+            ..TransportSpec::default()
+        };
+        configure(&mut transport);
+        HttpTarget {
+            url_path_template: url,
+            transport,
+        }
+    }
+
+    fn request_body() -> Bytes {
+        Bytes::from_static(b"\xa2\x06\x00")
+    }
+
+    async fn invoke(target: &HttpTarget) -> Result<FromFunction> {
+        HttpTransport::new(target)
+            .expect("transport")
+            .invoke(&address(), request_body())
+            .await
+    }
+
+    /// The `(attempts, reason)` of an invocation failure.
+    fn invocation_failure(result: Result<FromFunction>) -> (u32, String) {
+        match result {
+            Err(Error::Invocation {
+                attempts,
+                reason,
+                target,
+                url,
+            }) => {
+                assert_eq!(target, "com.example/greeter/alice");
+                assert!(url.ends_with("/fn/greeter"), "{url}");
+                (attempts, reason)
+            }
+            Err(other) => panic!("expected an invocation error, got {other}"),
+            Ok(reply) => panic!("expected an invocation error, got {reply:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn posts_the_request_and_decodes_the_reply() {
+        let server = serve(None, |received: Received| async move {
+            let ok = received.method == Method::POST
+                && received.path == "/fn/greeter"
+                && received.headers.get(CONTENT_TYPE)
+                    == Some(&HeaderValue::from_static(OCTET_STREAM))
+                && received.headers.get(ACCEPT_ENCODING) == Some(&HeaderValue::from_static("gzip"))
+                && received.headers.get(USER_AGENT)
+                    == Some(&HeaderValue::from_static(USER_AGENT_VALUE))
+                && received.body == request_body();
+            if ok {
+                proto_reply(&sample_reply())
+            } else {
+                status_reply(400, "unexpected request")
+            }
+        })
+        .await;
+        let reply = invoke(&target(server.url("http"), |_| {}))
+            .await
+            .expect("reply");
+        assert_eq!(reply, sample_reply());
+        assert_eq!(server.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn empty_reply_means_no_side_effects() {
+        let server = serve(None, |_| async {
+            // No Content-Type at all: accepted.
+            Response::new(full(Bytes::new()))
+        })
+        .await;
+        let reply = invoke(&target(server.url("http"), |_| {}))
+            .await
+            .expect("reply");
+        assert_eq!(reply, FromFunction::default());
+    }
+
+    #[tokio::test]
+    async fn content_type_with_parameters_is_accepted() {
+        let server = serve(None, |_| async {
+            Response::builder()
+                .header(CONTENT_TYPE, "Application/Octet-Stream; charset=binary")
+                .body(full(sample_reply().encode_to_vec()))
+                .expect("reply")
+        })
+        .await;
+        let reply = invoke(&target(server.url("http"), |_| {}))
+            .await
+            .expect("reply");
+        assert_eq!(reply, sample_reply());
+    }
+
+    #[tokio::test]
+    async fn retries_a_500_then_succeeds() {
+        let server = serve(None, |received: Received| async move {
+            if received.hit < 3 {
+                status_reply(500, "boom")
+            } else {
+                proto_reply(&sample_reply())
+            }
+        })
+        .await;
+        let reply = invoke(&target(server.url("http"), |_| {}))
+            .await
+            .expect("reply");
+        assert_eq!(reply, sample_reply());
+        assert_eq!(server.hits(), 3);
+    }
+
+    #[tokio::test]
+    async fn persistent_500_fails_after_max_attempts_with_the_body() {
+        let server = serve(None, |_| async { status_reply(500, "boom\nat line 3") }).await;
+        let (attempts, reason) =
+            invocation_failure(invoke(&target(server.url("http"), |_| {})).await);
+        assert_eq!(attempts, 3);
+        assert_eq!(server.hits(), 3);
+        assert_eq!(reason, "http 500: boom at line 3");
+    }
+
+    #[tokio::test]
+    async fn retries_429_and_408() {
+        let server = serve(None, |received: Received| async move {
+            match received.hit {
+                1 => status_reply(429, "slow down"),
+                2 => status_reply(408, "too slow"),
+                _ => proto_reply(&sample_reply()),
+            }
+        })
+        .await;
+        let reply = invoke(&target(server.url("http"), |_| {}))
+            .await
+            .expect("reply");
+        assert_eq!(reply, sample_reply());
+        assert_eq!(server.hits(), 3);
+    }
+
+    #[tokio::test]
+    async fn does_not_retry_404() {
+        let server = serve(None, |_| async { status_reply(404, "no such function") }).await;
+        let (attempts, reason) =
+            invocation_failure(invoke(&target(server.url("http"), |_| {})).await);
+        assert_eq!(attempts, 1);
+        assert_eq!(server.hits(), 1);
+        assert_eq!(reason, "http 404: no such function");
+    }
+
+    #[tokio::test]
+    async fn long_error_bodies_are_cut() {
+        let server = serve(None, |_| async {
+            Response::builder()
+                .status(400)
+                .body(full("x".repeat(1000)))
+                .expect("reply")
+        })
+        .await;
+        let (_, reason) = invocation_failure(invoke(&target(server.url("http"), |_| {})).await);
+        assert_eq!(
+            reason,
+            format!("http 400: {}...", "x".repeat(SNIPPET_BYTES))
+        );
+    }
+
+    #[tokio::test]
+    async fn call_budget_bounds_a_server_that_never_answers() {
+        let server = serve(None, |_| std::future::pending::<Reply>()).await;
+        let budget = Duration::from_millis(300);
+        let target = target(server.url("http"), |transport| transport.call = budget);
+        let started = std::time::Instant::now();
+        let (attempts, reason) = invocation_failure(invoke(&target).await);
+        let elapsed = started.elapsed();
+        assert!(elapsed >= budget, "failed early, after {elapsed:?}");
+        assert!(
+            elapsed < budget + Duration::from_secs(1),
+            "took {elapsed:?}"
+        );
+        assert_eq!(attempts, 1);
+        assert_eq!(reason, "timed out after 300ms (call budget)");
+    }
+
+    #[tokio::test]
+    async fn read_timeout_bounds_one_attempt_and_is_retried() {
+        let server = serve(None, |received: Received| async move {
+            if received.hit == 1 {
+                std::future::pending::<Reply>().await
+            } else {
+                proto_reply(&sample_reply())
+            }
+        })
+        .await;
+        let target = target(server.url("http"), |transport| {
+            transport.read = Some(Duration::from_millis(100));
+        });
+        let reply = invoke(&target).await.expect("reply");
+        assert_eq!(reply, sample_reply());
+        assert_eq!(server.hits(), 2);
+    }
+
+    #[tokio::test]
+    async fn read_timeouts_until_attempts_run_out() {
+        let server = serve(None, |_| std::future::pending::<Reply>()).await;
+        let target = target(server.url("http"), |transport| {
+            transport.read = Some(Duration::from_millis(50));
+            transport.retry.max_attempts = 2;
+        });
+        let (attempts, reason) = invocation_failure(invoke(&target).await);
+        assert_eq!(attempts, 2);
+        assert_eq!(
+            reason,
+            "no response within 50ms (transport timeouts write + read)"
+        );
+    }
+
+    #[tokio::test]
+    async fn backoff_never_sleeps_past_the_call_deadline() {
+        let server = serve(None, |_| async { status_reply(503, "unavailable") }).await;
+        let target = target(server.url("http"), |transport| {
+            transport.call = Duration::from_secs(2);
+            transport.retry.initial_backoff = Duration::from_secs(10);
+            transport.retry.max_backoff = Duration::from_secs(10);
+        });
+        let started = std::time::Instant::now();
+        let (attempts, reason) = invocation_failure(invoke(&target).await);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "slept past the deadline"
+        );
+        assert_eq!(attempts, 1);
+        assert_eq!(
+            reason,
+            "http 503: unavailable; the call budget of 2s leaves no time for another attempt"
+        );
+    }
+
+    #[tokio::test]
+    async fn decodes_gzip_replies() {
+        let server = serve(None, |_| async {
+            Response::builder()
+                .header(CONTENT_TYPE, OCTET_STREAM)
+                .header(CONTENT_ENCODING, "gzip")
+                .body(full(gzip(&sample_reply().encode_to_vec())))
+                .expect("reply")
+        })
+        .await;
+        let reply = invoke(&target(server.url("http"), |_| {}))
+            .await
+            .expect("reply");
+        assert_eq!(reply, sample_reply());
+    }
+
+    #[tokio::test]
+    async fn wrong_content_type_fails_after_max_attempts() {
+        let server = serve(None, |_| async {
+            Response::builder()
+                .header(CONTENT_TYPE, "text/html; charset=utf-8")
+                .body(full("<html>proxy error</html>"))
+                .expect("reply")
+        })
+        .await;
+        let (attempts, reason) =
+            invocation_failure(invoke(&target(server.url("http"), |_| {})).await);
+        assert_eq!(attempts, 3);
+        assert_eq!(server.hits(), 3);
+        assert_eq!(
+            reason,
+            "reply content-type text/html; charset=utf-8, expected application/octet-stream: \
+             <html>proxy error</html>"
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_body_fails_after_max_attempts() {
+        let server = serve(None, |_| async {
+            Response::builder()
+                .header(CONTENT_TYPE, OCTET_STREAM)
+                .body(full(vec![0xff; 8]))
+                .expect("reply")
+        })
+        .await;
+        let (attempts, reason) =
+            invocation_failure(invoke(&target(server.url("http"), |_| {})).await);
+        assert_eq!(attempts, 3);
+        assert_eq!(server.hits(), 3);
+        assert!(
+            reason.starts_with("reply is not a FromFunction protobuf: "),
+            "{reason}"
+        );
+        assert!(
+            reason.ends_with("(8 bytes, starting ffffffffffffffff)"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn oversize_reply_is_rejected_by_content_length() {
+        let server = serve(None, |_| async {
+            Response::builder()
+                .header(CONTENT_TYPE, OCTET_STREAM)
+                .body(full(vec![0u8; 4096]))
+                .expect("reply")
+        })
+        .await;
+        let target = target(server.url("http"), |transport| {
+            transport.payload_max_bytes = 1024;
+            transport.retry.max_attempts = 2;
+        });
+        let (attempts, reason) = invocation_failure(invoke(&target).await);
+        assert_eq!(attempts, 2);
+        assert_eq!(reason, "reply of 4096 bytes exceeds payload_max_bytes 1024");
+    }
+
+    #[tokio::test]
+    async fn oversize_chunked_reply_is_rejected_while_reading() {
+        let server = serve(None, |_| async {
+            let chunks = vec![Bytes::from(vec![0u8; 800]), Bytes::from(vec![0u8; 800])];
+            Response::builder()
+                .header(CONTENT_TYPE, OCTET_STREAM)
+                .body(Chunked(chunks).boxed())
+                .expect("reply")
+        })
+        .await;
+        let target = target(server.url("http"), |transport| {
+            transport.payload_max_bytes = 1024;
+            transport.retry.max_attempts = 1;
+        });
+        let (attempts, reason) = invocation_failure(invoke(&target).await);
+        assert_eq!(attempts, 1);
+        assert_eq!(
+            reason,
+            "reply exceeds payload_max_bytes 1024 (more than 1024 bytes received)"
+        );
+    }
+
+    #[tokio::test]
+    async fn oversize_reply_is_rejected_after_gunzip() {
+        let server = serve(None, |_| async {
+            Response::builder()
+                .header(CONTENT_TYPE, OCTET_STREAM)
+                .header(CONTENT_ENCODING, "gzip")
+                .body(full(gzip(&[0u8; 100_000])))
+                .expect("reply")
+        })
+        .await;
+        let target = target(server.url("http"), |transport| {
+            transport.payload_max_bytes = 1024;
+            transport.retry.max_attempts = 1;
+        });
+        let (_, reason) = invocation_failure(invoke(&target).await);
+        assert_eq!(
+            reason,
+            "gzip reply inflates to more than 1024 bytes, exceeds payload_max_bytes 1024"
+        );
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_retried_then_fails() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        drop(listener);
+        let target = target(format!("http://{addr}/fn/{{function.name}}"), |_| {});
+        let (attempts, reason) = invocation_failure(invoke(&target).await);
+        assert_eq!(attempts, 3);
+        assert!(
+            reason.starts_with(&format!("connect to {addr} failed: ")),
+            "{reason}"
+        );
+        assert!(reason.to_lowercase().contains("refused"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn concurrency_is_bounded_by_pool_size() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let server = serve(None, {
+            let (in_flight, most) = (in_flight.clone(), most.clone());
+            move |_| {
+                let (in_flight, most) = (in_flight.clone(), most.clone());
+                async move {
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    // Hold the request a little so that calls overlap.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    proto_reply(&sample_reply())
+                }
+            }
+        })
+        .await;
+        let transport = Arc::new(
+            HttpTransport::new(&target(server.url("http"), |transport| {
+                transport.pool_size = 2;
+            }))
+            .expect("transport"),
+        );
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let transport = transport.clone();
+                tokio::spawn(async move { transport.invoke(&address(), request_body()).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.expect("join").expect("reply");
+        }
+        assert_eq!(server.hits(), 6);
+        assert!(most.load(Ordering::SeqCst) <= 2, "{most:?} calls in flight");
+    }
+
+    #[tokio::test]
+    async fn invalid_url_fails_without_attempts() {
+        let target = target("ftp://127.0.0.1/{function.name}".into(), |_| {});
+        let (attempts, reason) = match invoke(&target).await {
+            Err(Error::Invocation {
+                attempts, reason, ..
+            }) => (attempts, reason),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(attempts, 0);
+        assert_eq!(
+            reason,
+            "unsupported url scheme \"ftp\", expected http or https"
+        );
+    }
+
+    // ---- TLS ----
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/invoker/testdata")
+            .join(name)
+    }
+
+    fn ring() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// The test server's TLS: `server.pem`, and client certificates signed by `ca.pem` required
+    /// when `mutual`.
+    fn acceptor(mutual: bool) -> tokio_rustls::TlsAcceptor {
+        let certs = CertificateDer::pem_file_iter(fixture("server.pem"))
+            .expect("server.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("server.pem");
+        let key = PrivateKeyDer::from_pem_file(fixture("server-key.pem")).expect("server key");
+        let builder = rustls::ServerConfig::builder_with_provider(ring())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions");
+        let builder = if mutual {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_file(fixture("ca.pem")).expect("ca.pem"))
+                .expect("ca");
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), ring())
+                    .build()
+                    .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let config = builder.with_single_cert(certs, key).expect("server config");
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    fn tls_target(server: &TestServer, tls: TlsSpec) -> HttpTarget {
+        target(server.url("https"), |transport| {
+            transport.tls = tls;
+            transport.retry.max_attempts = 2;
+        })
+    }
+
+    #[tokio::test]
+    async fn https_with_trusted_ca() {
+        let server = serve(Some(acceptor(false)), |_| async {
+            proto_reply(&sample_reply())
+        })
+        .await;
+        let tls = TlsSpec {
+            trust_cacerts: Some(fixture("ca.pem")),
+            ..TlsSpec::default()
+        };
+        let reply = invoke(&tls_target(&server, tls)).await.expect("reply");
+        assert_eq!(reply, sample_reply());
+    }
+
+    #[tokio::test]
+    async fn https_with_localhost_name() {
+        let server = serve(Some(acceptor(false)), |_| async {
+            proto_reply(&sample_reply())
+        })
+        .await;
+        let mut target = tls_target(
+            &server,
+            TlsSpec {
+                trust_cacerts: Some(fixture("ca.pem")),
+                ..TlsSpec::default()
+            },
+        );
+        target.url_path_template = format!(
+            "https://localhost:{}/fn/{{function.name}}",
+            server.addr.port()
+        );
+        let reply = invoke(&target).await.expect("reply");
+        assert_eq!(reply, sample_reply());
+    }
+
+    #[tokio::test]
+    async fn mutual_tls_with_client_certificate() {
+        let server = serve(Some(acceptor(true)), |_| async {
+            proto_reply(&sample_reply())
+        })
+        .await;
+        let tls = TlsSpec {
+            trust_cacerts: Some(fixture("ca.pem")),
+            client_cert: Some(fixture("client.pem")),
+            client_key: Some(fixture("client-key.pem")),
+            client_key_password: None,
+        };
+        let reply = invoke(&tls_target(&server, tls)).await.expect("reply");
+        assert_eq!(reply, sample_reply());
+        assert_eq!(server.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn mutual_tls_without_client_certificate_fails() {
+        let server = serve(Some(acceptor(true)), |_| async {
+            proto_reply(&sample_reply())
+        })
+        .await;
+        let tls = TlsSpec {
+            trust_cacerts: Some(fixture("ca.pem")),
+            ..TlsSpec::default()
+        };
+        let (attempts, reason) = invocation_failure(invoke(&tls_target(&server, tls)).await);
+        assert_eq!(attempts, 2);
+        assert_eq!(server.hits(), 0);
+        eprintln!("mutual tls without a client certificate: {reason}");
+        assert!(
+            reason.contains("request failed") || reason.contains("tls"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_ca_fails_with_a_tls_reason() {
+        let server = serve(Some(acceptor(false)), |_| async {
+            proto_reply(&sample_reply())
+        })
+        .await;
+        let tls = TlsSpec {
+            trust_cacerts: Some(fixture("other-ca.pem")),
+            ..TlsSpec::default()
+        };
+        let (attempts, reason) = invocation_failure(invoke(&tls_target(&server, tls)).await);
+        assert_eq!(attempts, 2);
+        assert_eq!(server.hits(), 0);
+        assert!(reason.contains(": tls: "), "{reason}");
+        assert!(reason.contains("UnknownIssuer"), "{reason}");
+        assert!(reason.contains("check trust_cacerts"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn plain_http_works_with_tls_settings() {
+        let server = serve(None, |_| async { proto_reply(&sample_reply()) }).await;
+        let target = target(server.url("http"), |transport| {
+            transport.tls.trust_cacerts = Some(fixture("ca.pem"));
+        });
+        let reply = invoke(&target).await.expect("reply");
+        assert_eq!(reply, sample_reply());
     }
 }

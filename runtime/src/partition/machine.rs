@@ -91,6 +91,8 @@ struct FunctionInfo {
     endpoint: usize,
     max_batch: usize,
     specs: Vec<ValueSpec>,
+    /// Bumped whenever `specs` changes, so a reply to an older request is told apart.
+    specs_generation: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +106,8 @@ struct InFlight {
     batch_id: u64,
     messages: Vec<Message>,
     negotiation_rounds: u32,
+    /// The `specs_generation` the request was built with.
+    specs_generation: u64,
 }
 
 /// One address: its state, mailbox and in-flight batch.
@@ -356,6 +360,7 @@ impl Machine {
                     endpoint,
                     max_batch,
                     specs: Vec::new(),
+                    specs_generation: 0,
                 },
             );
         }
@@ -410,6 +415,7 @@ impl Machine {
             batch_id,
             messages,
             negotiation_rounds: 0,
+            specs_generation: info.specs_generation,
         });
         out.push(Action::Invoke {
             endpoint: info.endpoint,
@@ -633,22 +639,30 @@ impl Machine {
         let mut changed = false;
         let mut problem = None;
         if let Some(info) = self.functions.get_mut(&address.function_type) {
+            // Another address of the same type may have registered these specs since this
+            // request was built: re-sending with them is progress too.
+            let stale = info.specs_generation != in_flight.specs_generation;
+            let mut registered = false;
             for spec in missing {
                 match value_spec(&spec) {
                     Ok(spec) => match info.specs.iter_mut().find(|s| s.name == spec.name) {
                         Some(existing) if *existing == spec => {}
                         Some(existing) => {
                             *existing = spec;
-                            changed = true;
+                            registered = true;
                         }
                         None => {
                             info.specs.push(spec);
-                            changed = true;
+                            registered = true;
                         }
                     },
                     Err(reason) => problem = Some(reason),
                 }
             }
+            if registered {
+                info.specs_generation += 1;
+            }
+            changed = stale || registered;
         }
         let rounds = in_flight.negotiation_rounds + 1;
         let failure = if let Some(reason) = problem {
@@ -680,6 +694,7 @@ impl Machine {
             batch_id,
             messages: in_flight.messages,
             negotiation_rounds: rounds,
+            specs_generation: info.specs_generation,
         });
         out.push(Action::Invoke {
             endpoint: info.endpoint,

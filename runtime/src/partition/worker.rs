@@ -1,1 +1,191 @@
-//! The partition worker event loop (being written).
+//! The event loop of one partition worker.
+//!
+//! It owns a [`Machine`] and feeds it: inbox events (messages, invocation results), the clock
+//! (delayed messages) and, at shutdown, a drain request. It carries out the machine's actions:
+//! invocations run as tasks on the [`Invoker`] and report back to this worker's inbox; messages
+//! for addresses this worker owns go straight back into the machine, others through the
+//! [`Router`]; egress records and dead letters go to their writers.
+
+use super::machine::{Action, Machine};
+use super::{Completion, Envelope, Event};
+use crate::deadletter::DeadLetters;
+use crate::egress::Egresses;
+use crate::invoker::Invoker;
+use crate::router::Router;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+
+/// Most inbox events handled before actions are carried out (keeps batches of work large
+/// under load without starving the clock).
+const EVENTS_PER_TURN: usize = 512;
+
+/// Everything a worker needs besides its machine.
+pub struct WorkerContext {
+    pub router: Router,
+    pub invoker: Arc<Invoker>,
+    pub egresses: Arc<Egresses>,
+    pub dead_letters: Arc<DeadLetters>,
+}
+
+/// A request to finish the work in hand and stop.
+pub struct Drain {
+    /// Stop even with work pending at this point.
+    pub deadline: tokio::time::Instant,
+    /// Receives the number of messages that were still pending at the stop.
+    pub done: oneshot::Sender<usize>,
+}
+
+/// One partition worker.
+pub struct Worker {
+    index: usize,
+    machine: Machine,
+    inbox: UnboundedReceiver<Event>,
+    me: UnboundedSender<Event>,
+    drain: oneshot::Receiver<Drain>,
+    context: WorkerContext,
+}
+
+impl Worker {
+    /// A worker with `machine`, reading `inbox`; `me` is the sender of that same inbox.
+    pub fn new(
+        index: usize,
+        machine: Machine,
+        inbox: UnboundedReceiver<Event>,
+        me: UnboundedSender<Event>,
+        drain: oneshot::Receiver<Drain>,
+        context: WorkerContext,
+    ) -> Worker {
+        Worker {
+            index,
+            machine,
+            inbox,
+            me,
+            drain,
+            context,
+        }
+    }
+
+    /// Runs until drained (or until every inbox sender is gone).
+    pub async fn run(mut self) {
+        let mut actions = Vec::new();
+        let mut draining: Option<Drain> = None;
+        loop {
+            let next_timer = self.machine.next_timer().map(instant_of);
+            let drain_deadline = draining.as_ref().map(|drain| drain.deadline);
+            tokio::select! {
+                biased;
+                event = self.inbox.recv() => {
+                    let Some(event) = event else { break };
+                    let now = now_ms();
+                    self.handle(now, event, &mut actions);
+                    for _ in 1..EVENTS_PER_TURN {
+                        match self.inbox.try_recv() {
+                            Ok(event) => self.handle(now, event, &mut actions),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                request = &mut self.drain, if draining.is_none() => {
+                    match request {
+                        Ok(request) => draining = Some(request),
+                        Err(_) => break,
+                    }
+                }
+                _ = sleep_until_opt(next_timer), if next_timer.is_some() => {}
+                _ = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => {
+                    break;
+                }
+            }
+            let now = now_ms();
+            self.machine.fire_timers(now, &mut actions);
+            self.execute(now, &mut actions);
+            if draining.is_some() && self.machine.is_quiescent() {
+                break;
+            }
+        }
+        let pending = self.machine.pending_messages();
+        let stats = self.machine.stats();
+        tracing::info!(
+            worker = self.index,
+            pending,
+            messages = stats.messages,
+            invocations = stats.invocations,
+            failed_batches = stats.failed_batches,
+            "partition worker stopped"
+        );
+        if let Some(drain) = draining {
+            let _ = drain.done.send(pending);
+        }
+    }
+
+    fn handle(&mut self, now: u64, event: Event, actions: &mut Vec<Action>) {
+        match event {
+            Event::Deliver(envelope) => self.machine.deliver(now, envelope, actions),
+            Event::Completed(completion) => self.machine.complete(now, completion, actions),
+        }
+    }
+
+    /// Carries out actions until none are left (local routing can produce more).
+    fn execute(&mut self, now: u64, actions: &mut Vec<Action>) {
+        while !actions.is_empty() {
+            let batch: Vec<Action> = std::mem::take(actions);
+            for action in batch {
+                match action {
+                    Action::Invoke {
+                        endpoint,
+                        address,
+                        batch_id,
+                        request,
+                    } => {
+                        let invoker = Arc::clone(&self.context.invoker);
+                        let me = self.me.clone();
+                        tokio::spawn(async move {
+                            let result = invoker.invoke(endpoint, &address, request).await;
+                            let _ = me.send(Event::Completed(Completion {
+                                address,
+                                batch_id,
+                                result,
+                            }));
+                        });
+                    }
+                    Action::Route(message) => {
+                        if self.context.router.worker_of(&message.target) == self.index {
+                            self.machine
+                                .deliver(now, Envelope { message, ack: None }, actions);
+                        } else if let Err(error) = self.context.router.forward(message) {
+                            tracing::warn!(%error, "message not routed");
+                        }
+                    }
+                    Action::Egress(record) => {
+                        if let Err(error) = self.context.egresses.send(record) {
+                            tracing::error!(%error, "egress record not written");
+                        }
+                    }
+                    Action::DeadLetter(letter) => self.context.dead_letters.write(letter),
+                }
+            }
+        }
+    }
+}
+
+/// Milliseconds since the UNIX epoch (the machine's clock; wall time so that delayed messages
+/// keep their due time across restarts).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+fn instant_of(due_ms: u64) -> tokio::time::Instant {
+    let now = now_ms();
+    tokio::time::Instant::now() + Duration::from_millis(due_ms.saturating_sub(now))
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

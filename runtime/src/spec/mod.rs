@@ -207,6 +207,8 @@ pub enum StartupPosition {
     GroupOffsets,
     /// A date, as written (`yyyy-MM-dd HH:mm:ss.SSS Z`).
     Date(String),
+    /// Kafka only (`type: specific-offsets`): `(topic, partition, offset)` triples.
+    SpecificOffsets(Vec<(String, u32, i64)>),
 }
 
 /// One topic of a Kafka ingress, or stream of a Kinesis ingress.
@@ -229,7 +231,46 @@ pub struct KafkaIngressSpec {
     pub consumer_group_id: String,
     pub topics: Vec<RoutedSource>,
     pub startup_position: StartupPosition,
+    /// Where to start when a stored or requested offset is out of range
+    /// (`autoOffsetResetPosition`: `Earliest` or `Latest`; `None` means StateFun's default, latest).
+    pub auto_offset_reset_position: Option<StartupPosition>,
     pub properties: Vec<(String, String)>,
+}
+
+/// AWS credentials of a Kinesis ingress or egress (`awsCredentials`); absent (`None` in the
+/// specs) or `type: default` means the default provider chain.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AwsCredentialsSpec {
+    /// `type: basic`: an access key id and secret.
+    Basic {
+        access_key_id: String,
+        secret_access_key: String,
+    },
+    /// `type: profile`: a named profile, optionally from a given config file.
+    Profile {
+        profile_name: String,
+        profile_path: Option<PathBuf>,
+    },
+}
+
+impl std::fmt::Debug for AwsCredentialsSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AwsCredentialsSpec::Basic { access_key_id, .. } => f
+                .debug_struct("Basic")
+                .field("access_key_id", access_key_id)
+                .field("secret_access_key", &"<redacted>")
+                .finish(),
+            AwsCredentialsSpec::Profile {
+                profile_name,
+                profile_path,
+            } => f
+                .debug_struct("Profile")
+                .field("profile_name", profile_name)
+                .field("profile_path", profile_path)
+                .finish(),
+        }
+    }
 }
 
 /// `io.statefun.kinesis.v1/ingress` (validated; connector in a later issue).
@@ -238,6 +279,10 @@ pub struct KinesisIngressSpec {
     pub document: usize,
     pub id: String,
     pub aws_region: Option<String>,
+    /// Service endpoint of `awsRegion.type: custom-endpoint` (e.g. a local emulator).
+    pub aws_endpoint: Option<String>,
+    /// `awsCredentials`; `None` means the default provider chain.
+    pub aws_credentials: Option<AwsCredentialsSpec>,
     pub streams: Vec<RoutedSource>,
     pub startup_position: StartupPosition,
     pub client_config_properties: Vec<(String, String)>,
@@ -290,6 +335,10 @@ pub struct KinesisEgressSpec {
     pub document: usize,
     pub id: String,
     pub aws_region: Option<String>,
+    /// Service endpoint of `awsRegion.type: custom-endpoint` (e.g. a local emulator).
+    pub aws_endpoint: Option<String>,
+    /// `awsCredentials`; `None` means the default provider chain.
+    pub aws_credentials: Option<AwsCredentialsSpec>,
     pub max_outstanding_records: Option<u64>,
     pub client_config_properties: Vec<(String, String)>,
 }

@@ -754,3 +754,19 @@ proptest! {
         prop_assert!(m.is_quiescent());
     }
 }
+
+#[test]
+fn concurrent_negotiations_of_one_type_both_make_progress() {
+    let mut m = machine(10);
+    let (a, b) = (addr("test/f/a"), addr("test/f/b"));
+    let (batch_a, _) = only_invoke(&deliver(&mut m, 0, msg("test/f/a", 1)));
+    let (batch_b, _) = only_invoke(&deliver(&mut m, 0, msg("test/f/b", 2)));
+    let specs = vec![spec("count", ExpireMode::None, 0)];
+    let (_, resent_a) = only_invoke(&complete(&mut m, 1, &a, batch_a, incomplete(specs.clone())));
+    // b's request was built before a registered "count": its identical answer is not a loop.
+    let actions = complete(&mut m, 1, &b, batch_b, incomplete(specs));
+    assert!(dead_letters(&actions).is_empty(), "{actions:?}");
+    let (_, resent_b) = only_invoke(&actions);
+    assert_eq!(state_value(&resent_a, "count"), None);
+    assert_eq!(arguments(&resent_b), vec![2]);
+}

@@ -1,0 +1,1211 @@
+//! `eddy-bench`: the benchmark harness (not a test).
+//!
+//! It starts the real `eddy` binary and `eddy-sample-counter` from one target directory and
+//! measures, for each key count K:
+//! - **throughput**: N `eddy.bench/ping` messages over K keys pushed through the HTTP ingress
+//!   (`POST /v1/messages`, C connections posting chunks of M JSON lines) until the function
+//!   has seen all of them; messages/s = N / elapsed;
+//! - **latency**: send-to-function p50/p90/p99/max from the function's histogram (each ping
+//!   carries its send time);
+//! - **batching**: average batch size the function saw (messages / batches);
+//! - **memory**: eddy's peak RSS (`VmHWM`);
+//! - **baseline**: the same N messages posted straight to the function's `echo` path as
+//!   `ToFunction` batches of the same average size, over as many keep-alive connections as
+//!   eddy used, and the ratio eddy / baseline.
+//!
+//! With `--idle-addresses A` it also sends one message to each of A distinct keys and reports
+//! eddy's RSS afterwards and per million addresses. `--runs R` repeats every measurement
+//! with fresh processes and reports medians. Output: a readable table, then one JSON line.
+
+use anyhow::{anyhow, bail, Context as _};
+use bytes::Bytes;
+use clap::Parser;
+use eddy_protocol::reqreply::to_function::{self, Invocation, InvocationBatchRequest};
+use eddy_protocol::{Address, BuiltIn, Message, ToFunction, TypedValue};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::process::{Child, Command};
+
+/// Typename of a ping: 8 bytes little-endian, send time in µs since the UNIX epoch.
+const PING_TYPENAME: &str = "eddy.bench/ping";
+/// How often progress is polled.
+const POLL: Duration = Duration::from_millis(5);
+/// How long processes get to start or to stop.
+const PROCESS_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Benchmark of eddy against the bare HTTP transport.
+#[derive(Debug, Parser)]
+#[command(name = "eddy-bench", version)]
+struct Cli {
+    /// Cargo profile whose binaries are run (`release` or `debug`).
+    #[arg(long, default_value = "release")]
+    profile: String,
+    /// Cargo target directory (default: $CARGO_TARGET_DIR, else <workspace>/target).
+    #[arg(long)]
+    target_dir: Option<PathBuf>,
+    /// Messages per run (N).
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: u64,
+    /// Key counts to measure (K), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10000")]
+    keys: Vec<u64>,
+    /// Concurrent ingress connections (C).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// JSON lines per ingress request (M).
+    #[arg(long, default_value_t = 1000)]
+    chunk: u64,
+    /// The endpoint's `maxNumBatchRequests`.
+    #[arg(long, default_value_t = 1000)]
+    max_batch: usize,
+    /// Repetitions of each measurement (medians are reported).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Also measure idle memory with this many distinct addresses (e.g. 1000000).
+    #[arg(long)]
+    idle_addresses: Option<u64>,
+    /// `eddy run --workers`.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Server threads of eddy-sample-counter.
+    #[arg(long, default_value_t = 2)]
+    fn_threads: usize,
+    /// Connections of the baseline (default: as many as eddy used towards the function).
+    #[arg(long)]
+    baseline_concurrency: Option<usize>,
+    /// Skip the baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Run only the baseline (no eddy), with batches of this many messages.
+    #[arg(long)]
+    baseline_only: Option<u64>,
+    /// Longest wait for one run's messages to be processed, in seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    /// RUST_LOG for eddy.
+    #[arg(long, default_value = "warn")]
+    eddy_log: String,
+    /// Keep the temporary folder (module files, logs) even on success.
+    #[arg(long)]
+    keep: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cli.messages == 0 || cli.chunk == 0 || cli.concurrency == 0 || cli.runs == 0 {
+        bail!("--messages, --chunk, --concurrency and --runs must be at least 1");
+    }
+    if cli.keys.contains(&0) {
+        bail!("--keys must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let bins = Binaries::locate(&cli)?;
+    let work = std::env::temp_dir().join(format!("eddy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    eprintln!(
+        "eddy-bench: eddy = {}, function = {}, work dir = {}",
+        bins.eddy.display(),
+        bins.function.display(),
+        work.display()
+    );
+    let mut report = Report::default();
+    let mut sequence = 0usize;
+    if let Some(batch) = cli.baseline_only {
+        for &keys in &cli.keys {
+            for run in 1..=cli.runs {
+                sequence += 1;
+                let dir = work.join(format!("run-{sequence}"));
+                let result = baseline_only_run(&cli, &bins, &dir, keys, batch.max(1)).await?;
+                eprintln!(
+                    "eddy-bench: baseline only, K={keys} run {run}/{}: {}",
+                    cli.runs,
+                    result.one_line()
+                );
+            }
+        }
+        if !cli.keep {
+            let _ = std::fs::remove_dir_all(&work);
+        }
+        return Ok(());
+    }
+    for &keys in &cli.keys {
+        let mut runs = Vec::new();
+        for run in 1..=cli.runs {
+            sequence += 1;
+            eprintln!(
+                "eddy-bench: K={keys} run {run}/{}: {} messages, {} connections x {} lines",
+                cli.runs, cli.messages, cli.concurrency, cli.chunk
+            );
+            let dir = work.join(format!("run-{sequence}"));
+            let result = throughput_run(&cli, &bins, &dir, keys).await?;
+            eprintln!("eddy-bench:   {}", result.one_line());
+            runs.push(result);
+        }
+        report.throughput.push((keys, runs));
+    }
+    if let Some(addresses) = cli.idle_addresses {
+        for run in 1..=cli.runs {
+            sequence += 1;
+            eprintln!(
+                "eddy-bench: idle memory run {run}/{}: {addresses} addresses",
+                cli.runs
+            );
+            let dir = work.join(format!("run-{sequence}"));
+            let result = idle_run(&cli, &bins, &dir, addresses).await?;
+            eprintln!(
+                "eddy-bench:   rss {} KiB ({} KiB at start), {:.0} MiB per 1M addresses",
+                result.rss_kb, result.start_rss_kb, result.mib_per_million
+            );
+            report.idle.push(result);
+        }
+    }
+    print!("{}", report.table(&cli));
+    println!("{}", report.json(&cli));
+    if !cli.keep {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    Ok(())
+}
+
+/// The two binaries under test.
+struct Binaries {
+    eddy: PathBuf,
+    function: PathBuf,
+}
+
+impl Binaries {
+    fn locate(cli: &Cli) -> anyhow::Result<Binaries> {
+        let target = match (&cli.target_dir, std::env::var_os("CARGO_TARGET_DIR")) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(dir)) => PathBuf::from(dir),
+            (None, None) => Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .map(|root| root.join("target"))
+                .ok_or_else(|| anyhow!("cannot find the workspace root"))?,
+        };
+        let dir = target.join(&cli.profile);
+        let flag = if cli.profile == "release" {
+            " --release"
+        } else {
+            ""
+        };
+        let find = |name: &str| -> anyhow::Result<PathBuf> {
+            let path = dir.join(name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                bail!(
+                    "{} not found: run `cargo build{flag} --bins` first",
+                    path.display()
+                )
+            }
+        };
+        Ok(Binaries {
+            eddy: if cli.baseline_only.is_some() {
+                dir.join("eddy")
+            } else {
+                find("eddy")?
+            },
+            function: find("eddy-sample-counter")?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One throughput run.
+
+/// What one run measured.
+#[derive(Debug, Clone, Default)]
+struct RunResult {
+    messages: u64,
+    elapsed_s: f64,
+    /// Time until the last chunk was admitted by the ingress.
+    admitted_s: f64,
+    msgs_per_s: f64,
+    latency: Latency,
+    avg_batch: f64,
+    batches: u64,
+    /// Distinct connections eddy used towards the function.
+    connections: u64,
+    peak_rss_kb: u64,
+    baseline_msgs_per_s: Option<f64>,
+    baseline_concurrency: usize,
+    baseline_batch: u64,
+    ratio: Option<f64>,
+    eddy_exit: String,
+}
+
+impl RunResult {
+    fn one_line(&self) -> String {
+        let mut line = format!(
+            "{:.0} msg/s in {:.2}s (admitted in {:.2}s), p50 {} us, p99 {} us, avg batch {:.1}, \
+             {} fn connections, peak rss {} KiB",
+            self.msgs_per_s,
+            self.elapsed_s,
+            self.admitted_s,
+            self.latency.p50,
+            self.latency.p99,
+            self.avg_batch,
+            self.connections,
+            self.peak_rss_kb
+        );
+        if let (Some(baseline), Some(ratio)) = (self.baseline_msgs_per_s, self.ratio) {
+            let _ = write!(
+                line,
+                "; baseline {baseline:.0} msg/s ({} conns, batch {}), ratio {ratio:.3}",
+                self.baseline_concurrency, self.baseline_batch
+            );
+        }
+        line
+    }
+}
+
+/// The function's latency histogram summary, in µs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Latency {
+    count: u64,
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    max: u64,
+}
+
+/// `GET /stats` of the function.
+#[derive(Debug, Clone, Copy, Default)]
+struct FnStats {
+    messages: u64,
+    batches: u64,
+    connections_used: u64,
+    latency: Latency,
+}
+
+async fn throughput_run(
+    cli: &Cli,
+    bins: &Binaries,
+    dir: &Path,
+    keys: u64,
+) -> anyhow::Result<RunResult> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let function = Function::start(bins, cli, dir).await?;
+    let mut eddy = Eddy::start(bins, cli, dir, function.addr).await?;
+
+    function.client().post("/stats/reset", Bytes::new()).await?;
+    let started = Instant::now();
+    let target_prefix = "bench/counter/k";
+    let pushing = tokio::spawn(push(
+        eddy.ingress,
+        cli.messages,
+        keys,
+        cli.concurrency,
+        cli.chunk,
+        target_prefix,
+    ));
+    let waited = wait_processed(
+        &function,
+        &mut eddy,
+        pushing,
+        cli.messages,
+        cli.timeout,
+        started,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let (stats, admitted) = waited?;
+    let peak_rss_kb = proc_status_kb(eddy.pid, "VmHWM").unwrap_or(0);
+    let eddy_exit = eddy.stop().await;
+
+    let avg_batch = stats.messages as f64 / stats.batches.max(1) as f64;
+    let mut result = RunResult {
+        messages: stats.messages,
+        elapsed_s: elapsed.as_secs_f64(),
+        admitted_s: admitted.as_secs_f64(),
+        msgs_per_s: cli.messages as f64 / elapsed.as_secs_f64(),
+        latency: stats.latency,
+        avg_batch,
+        batches: stats.batches,
+        connections: stats.connections_used,
+        peak_rss_kb,
+        eddy_exit,
+        ..RunResult::default()
+    };
+
+    if !cli.no_baseline {
+        let batch = (avg_batch.round() as u64).max(1);
+        let concurrency = cli
+            .baseline_concurrency
+            .unwrap_or((stats.connections_used as usize).clamp(1, 1024));
+        function.client().post("/stats/reset", Bytes::new()).await?;
+        let elapsed = baseline(function.addr, cli.messages, keys, batch, concurrency).await?;
+        let seen = function.stats().await?;
+        if seen.messages != cli.messages {
+            bail!(
+                "baseline: the function saw {} messages, expected {}",
+                seen.messages,
+                cli.messages
+            );
+        }
+        let rate = cli.messages as f64 / elapsed.as_secs_f64();
+        result.baseline_msgs_per_s = Some(rate);
+        result.baseline_concurrency = concurrency;
+        result.baseline_batch = batch;
+        result.ratio = Some(result.msgs_per_s / rate);
+    }
+    function.stop().await;
+    Ok(result)
+}
+
+/// Only the baseline: the function alone, batches of `batch`, `--baseline-concurrency`
+/// (default `--concurrency`) connections.
+async fn baseline_only_run(
+    cli: &Cli,
+    bins: &Binaries,
+    dir: &Path,
+    keys: u64,
+    batch: u64,
+) -> anyhow::Result<RunResult> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let function = Function::start(bins, cli, dir).await?;
+    let concurrency = cli.baseline_concurrency.unwrap_or(cli.concurrency);
+    function.client().post("/stats/reset", Bytes::new()).await?;
+    let elapsed = baseline(function.addr, cli.messages, keys, batch, concurrency).await?;
+    let stats = function.stats().await?;
+    function.stop().await;
+    let rate = cli.messages as f64 / elapsed.as_secs_f64();
+    Ok(RunResult {
+        messages: stats.messages,
+        elapsed_s: elapsed.as_secs_f64(),
+        msgs_per_s: rate,
+        latency: stats.latency,
+        avg_batch: stats.messages as f64 / stats.batches.max(1) as f64,
+        batches: stats.batches,
+        connections: stats.connections_used,
+        baseline_msgs_per_s: Some(rate),
+        baseline_concurrency: concurrency,
+        baseline_batch: batch,
+        ratio: Some(1.0),
+        ..RunResult::default()
+    })
+}
+
+/// Waits until the function has processed `messages` and the push task has finished;
+/// returns the function's stats and the push time. Fails (aborting the push) if pushing
+/// fails, if eddy dies or writes dead letters, if nothing progresses for a minute, or after
+/// `timeout` seconds.
+async fn wait_processed(
+    function: &Function,
+    eddy: &mut Eddy,
+    pushing: tokio::task::JoinHandle<anyhow::Result<Duration>>,
+    messages: u64,
+    timeout: u64,
+    started: Instant,
+) -> anyhow::Result<(FnStats, Duration)> {
+    let mut pushing = AbortOnDrop(pushing);
+    let deadline = started + Duration::from_secs(timeout);
+    let mut client = function.client();
+    let mut last = (0u64, Instant::now());
+    let mut admitted = None;
+    loop {
+        if admitted.is_none() && pushing.0.is_finished() {
+            admitted = Some(match (&mut pushing.0).await {
+                Ok(result) => result.context("pushing messages to eddy's HTTP ingress")?,
+                Err(join) => bail!("the push task failed: {join}"),
+            });
+        }
+        let stats = client.stats().await?;
+        if stats.messages >= messages {
+            let admitted = match admitted {
+                Some(admitted) => admitted,
+                None => match (&mut pushing.0).await {
+                    Ok(result) => result.context("pushing messages to eddy's HTTP ingress")?,
+                    Err(join) => bail!("the push task failed: {join}"),
+                },
+            };
+            return Ok((stats, admitted));
+        }
+        if stats.messages != last.0 {
+            last = (stats.messages, Instant::now());
+        }
+        if let Some(status) = eddy.exited()? {
+            bail!(
+                "eddy exited ({status}) after {} of {messages} messages; log: {}",
+                stats.messages,
+                eddy.log.display()
+            );
+        }
+        let dead_letters = file_len(&eddy.dead_letters);
+        if dead_letters > 0 {
+            bail!(
+                "eddy wrote dead letters ({} bytes) after {} of {messages} messages: {}",
+                dead_letters,
+                stats.messages,
+                eddy.dead_letters.display()
+            );
+        }
+        let now = Instant::now();
+        if now >= deadline || now.duration_since(last.1) > Duration::from_secs(60) {
+            bail!(
+                "the function saw {} of {messages} messages after {:.1}s (no progress for {:.1}s); \
+                 eddy log: {}",
+                stats.messages,
+                started.elapsed().as_secs_f64(),
+                now.duration_since(last.1).as_secs_f64(),
+                eddy.log.display()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Aborts a task when dropped (an early return stops the pushing).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Posts `messages` pings over `keys` keys to the HTTP ingress, `concurrency` connections each
+/// posting chunks of `chunk` JSON lines. Returns the time until the last chunk was admitted.
+async fn push(
+    ingress: SocketAddr,
+    messages: u64,
+    keys: u64,
+    concurrency: usize,
+    chunk: u64,
+    target_prefix: &'static str,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let next = next.clone();
+        tasks.spawn(async move {
+            let mut client = Client::new(ingress);
+            let mut body = String::new();
+            loop {
+                let first = next.fetch_add(chunk, Ordering::Relaxed);
+                if first >= messages {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let end = (first + chunk).min(messages);
+                body.clear();
+                let sent = base64_encode(&now_micros().to_le_bytes());
+                for index in first..end {
+                    let _ = writeln!(
+                        body,
+                        "{{\"target\":\"{target_prefix}{}\",\"typename\":\"{PING_TYPENAME}\",\"value_base64\":\"{sent}\"}}",
+                        index % keys
+                    );
+                }
+                let (status, reply) = client
+                    .request(Method::POST, "/v1/messages", Bytes::from(body.clone()))
+                    .await?;
+                if status != StatusCode::ACCEPTED {
+                    bail!(
+                        "POST /v1/messages: {status}: {}",
+                        String::from_utf8_lossy(&reply)
+                    );
+                }
+            }
+        });
+    }
+    while let Some(task) = tasks.join_next().await {
+        match task {
+            Ok(result) => result?,
+            Err(join) => bail!("a push connection failed: {join}"),
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// Posts `messages` pings straight to the function's `echo` path as `ToFunction` batches of
+/// `batch` invocations (keys round robin), over `concurrency` keep-alive connections.
+async fn baseline(
+    function: SocketAddr,
+    messages: u64,
+    keys: u64,
+    batch: u64,
+    concurrency: usize,
+) -> anyhow::Result<Duration> {
+    let requests = messages.div_ceil(batch);
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let next = next.clone();
+        tasks.spawn(async move {
+            let mut client = Client::new(function);
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= requests {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let size = batch.min(messages - index * batch);
+                let body = baseline_request(index % keys, index, size);
+                let (status, reply) = client.request(Method::POST, "/bench/echo", body).await?;
+                if status != StatusCode::OK {
+                    bail!(
+                        "POST /bench/echo: {status}: {}",
+                        String::from_utf8_lossy(&reply)
+                    );
+                }
+            }
+        });
+    }
+    while let Some(task) = tasks.join_next().await {
+        match task {
+            Ok(result) => result?,
+            Err(join) => bail!("a baseline connection failed: {join}"),
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// One baseline batch: what eddy would send (target, the `count` state, `size` pings).
+fn baseline_request(key: u64, count: u64, size: u64) -> Bytes {
+    let ping = TypedValue::new(PING_TYPENAME, now_micros().to_le_bytes().to_vec());
+    let request = ToFunction {
+        request: Some(to_function::Request::Invocation(InvocationBatchRequest {
+            target: Some(Address {
+                namespace: "bench".into(),
+                r#type: "echo".into(),
+                id: format!("k{key}"),
+            }),
+            state: vec![to_function::PersistedValue {
+                state_name: "count".into(),
+                state_value: Some(BuiltIn::Long(count as i64).to_typed_value()),
+            }],
+            invocations: (0..size)
+                .map(|_| Invocation {
+                    caller: None,
+                    argument: Some(ping.clone()),
+                })
+                .collect(),
+        })),
+    };
+    Bytes::from(request.encode_to_vec())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idle memory.
+
+/// What one idle-memory run measured.
+#[derive(Debug, Clone, Default)]
+struct IdleResult {
+    addresses: u64,
+    start_rss_kb: u64,
+    rss_kb: u64,
+    peak_rss_kb: u64,
+    mib_per_million: f64,
+    elapsed_s: f64,
+}
+
+async fn idle_run(
+    cli: &Cli,
+    bins: &Binaries,
+    dir: &Path,
+    addresses: u64,
+) -> anyhow::Result<IdleResult> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let function = Function::start(bins, cli, dir).await?;
+    let mut eddy = Eddy::start(bins, cli, dir, function.addr).await?;
+    let start_rss_kb = proc_status_kb(eddy.pid, "VmRSS").unwrap_or(0);
+    function.client().post("/stats/reset", Bytes::new()).await?;
+    let started = Instant::now();
+    let pushing = tokio::spawn(push(
+        eddy.ingress,
+        addresses,
+        addresses,
+        cli.concurrency,
+        cli.chunk,
+        "bench/counter/idle-",
+    ));
+    let waited = wait_processed(
+        &function,
+        &mut eddy,
+        pushing,
+        addresses,
+        cli.timeout,
+        started,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    waited?;
+    let rss_kb = proc_status_kb(eddy.pid, "VmRSS").unwrap_or(0);
+    let peak_rss_kb = proc_status_kb(eddy.pid, "VmHWM").unwrap_or(0);
+    eddy.stop().await;
+    function.stop().await;
+    let per_address_kb = rss_kb.saturating_sub(start_rss_kb) as f64 / addresses as f64;
+    Ok(IdleResult {
+        addresses,
+        start_rss_kb,
+        rss_kb,
+        peak_rss_kb,
+        mib_per_million: per_address_kb * 1_000_000.0 / 1024.0,
+        elapsed_s: elapsed.as_secs_f64(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes.
+
+/// A running `eddy-sample-counter`.
+struct Function {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Function {
+    async fn start(bins: &Binaries, cli: &Cli, dir: &Path) -> anyhow::Result<Function> {
+        let addr = free_addr()?;
+        let log =
+            std::fs::File::create(dir.join("function.log")).context("creating function.log")?;
+        let child = Command::new(&bins.function)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--threads")
+            .arg(cli.fn_threads.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bins.function.display()))?;
+        let mut function = Function { child, addr };
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        loop {
+            if function.client().stats().await.is_ok() {
+                return Ok(function);
+            }
+            if let Some(status) = function.child.try_wait()? {
+                bail!("eddy-sample-counter exited at start-up ({status})");
+            }
+            if Instant::now() >= deadline {
+                bail!("eddy-sample-counter did not answer on {addr}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::new(self.addr)
+    }
+
+    async fn stats(&self) -> anyhow::Result<FnStats> {
+        self.client().stats().await
+    }
+
+    async fn stop(mut self) {
+        let _ = terminate(&mut self.child).await;
+    }
+}
+
+/// A running `eddy run`.
+struct Eddy {
+    child: Child,
+    pid: u32,
+    ingress: SocketAddr,
+    log: PathBuf,
+    dead_letters: PathBuf,
+}
+
+impl Eddy {
+    async fn start(
+        bins: &Binaries,
+        cli: &Cli,
+        dir: &Path,
+        function: SocketAddr,
+    ) -> anyhow::Result<Eddy> {
+        let ingress = free_addr()?;
+        let module = dir.join("module.yaml");
+        std::fs::write(&module, module_yaml(function, ingress, cli.max_batch))
+            .with_context(|| format!("writing {}", module.display()))?;
+        let log = dir.join("eddy.log");
+        let dead_letters = dir.join("dead-letters.jsonl");
+        let mut command = Command::new(&bins.eddy);
+        command
+            .arg("run")
+            .arg(&module)
+            .arg("--dead-letters")
+            .arg(&dead_letters);
+        if let Some(workers) = cli.workers {
+            command.arg("--workers").arg(workers.to_string());
+        }
+        let child = command
+            .current_dir(dir)
+            .env("RUST_LOG", &cli.eddy_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).context("creating eddy.log")?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bins.eddy.display()))?;
+        let pid = child.id().ok_or_else(|| anyhow!("eddy exited at once"))?;
+        let mut eddy = Eddy {
+            child,
+            pid,
+            ingress,
+            log,
+            dead_letters,
+        };
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        let mut client = Client::new(ingress);
+        loop {
+            if let Ok((StatusCode::OK, _)) = client
+                .request(Method::GET, "/v1/health", Bytes::new())
+                .await
+            {
+                return Ok(eddy);
+            }
+            if let Some(status) = eddy.exited()? {
+                bail!(
+                    "eddy exited at start-up ({status}): {}",
+                    tail(&eddy.log, 2000)
+                );
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "eddy's HTTP ingress did not answer on {ingress}: {}",
+                    tail(&eddy.log, 2000)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn exited(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    /// SIGTERM, then a description of how it ended ("exit 0 in 0.12s", ...).
+    async fn stop(mut self) -> String {
+        let started = Instant::now();
+        match terminate(&mut self.child).await {
+            Ok(status) => format!("{status} after {:.2}s", started.elapsed().as_secs_f64()),
+            Err(error) => format!("{error:#}"),
+        }
+    }
+}
+
+/// Sends SIGTERM and waits (SIGKILL after the deadline).
+async fn terminate(child: &mut Child) -> anyhow::Result<ExitStatus> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(status);
+    }
+    if let Some(pid) = child.id() {
+        // No signal crate in this workspace: the kill(1) utility sends SIGTERM.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await;
+    }
+    match tokio::time::timeout(PROCESS_DEADLINE, child.wait()).await {
+        Ok(status) => Ok(status?),
+        Err(_) => {
+            child.kill().await?;
+            bail!("did not exit within {PROCESS_DEADLINE:?} of SIGTERM: killed")
+        }
+    }
+}
+
+fn module_yaml(function: SocketAddr, ingress: SocketAddr, max_batch: usize) -> String {
+    format!(
+        "kind: io.statefun.endpoints.v2/http\n\
+         spec:\n  \
+           functions: bench/*\n  \
+           urlPathTemplate: http://{function}/{{function.name}}\n  \
+           maxNumBatchRequests: {max_batch}\n  \
+           transport:\n    \
+             timeouts:\n      \
+               call: 60s\n\
+         ---\n\
+         kind: io.eddy.http.v1/ingress\n\
+         spec:\n  \
+           id: bench/http\n  \
+           bind: {ingress}\n"
+    )
+}
+
+/// A free loopback port (bound then released: another process could take it in between).
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?)
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().trim_end_matches("kB").trim().parse().ok()
+    })
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
+}
+
+/// The last `max` bytes of a log file, for error messages.
+fn tail(path: &Path, max: usize) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let start = text.len().saturating_sub(max);
+    String::from_utf8_lossy(&text[start..]).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP.
+
+/// One keep-alive HTTP/1.1 connection, reopened when it breaks.
+struct Client {
+    addr: SocketAddr,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Client {
+    fn new(addr: SocketAddr) -> Client {
+        Client { addr, sender: None }
+    }
+
+    async fn sender(&mut self) -> anyhow::Result<&mut SendRequest<Full<Bytes>>> {
+        let usable = match self.sender.as_mut() {
+            Some(sender) => sender.ready().await.is_ok(),
+            None => false,
+        };
+        if !usable {
+            let stream = tokio::net::TcpStream::connect(self.addr)
+                .await
+                .with_context(|| format!("connecting to {}", self.addr))?;
+            stream.set_nodelay(true)?;
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            self.sender = Some(sender);
+        }
+        self.sender
+            .as_mut()
+            .ok_or_else(|| anyhow!("no connection to {}", self.addr))
+    }
+
+    async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let host = self.addr.to_string();
+        let sender = self.sender().await?;
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(hyper::header::HOST, host)
+            .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+            .body(Full::new(body))?;
+        let outcome = async {
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, body))
+        }
+        .await;
+        match outcome {
+            Ok(reply) => Ok(reply),
+            Err(error) => {
+                self.sender = None;
+                Err(anyhow!("{method} http://{}{path}: {error}", self.addr))
+            }
+        }
+    }
+
+    async fn post(&mut self, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
+        let (status, reply) = self.request(Method::POST, path, body).await?;
+        if !status.is_success() {
+            bail!("POST {path}: {status}: {}", String::from_utf8_lossy(&reply));
+        }
+        Ok(reply)
+    }
+
+    async fn stats(&mut self) -> anyhow::Result<FnStats> {
+        let (status, body) = self.request(Method::GET, "/stats", Bytes::new()).await?;
+        if status != StatusCode::OK {
+            bail!("GET /stats: {status}");
+        }
+        let value: Value = serde_json::from_slice(&body).context("parsing /stats")?;
+        let number =
+            |value: &Value, field: &str| value.get(field).and_then(Value::as_u64).unwrap_or(0);
+        let latency = value.get("latency_us").cloned().unwrap_or(Value::Null);
+        Ok(FnStats {
+            messages: number(&value, "messages"),
+            batches: number(&value, "batches"),
+            connections_used: number(&value, "connections_used"),
+            latency: Latency {
+                count: number(&latency, "count"),
+                p50: number(&latency, "p50"),
+                p90: number(&latency, "p90"),
+                p99: number(&latency, "p99"),
+                max: number(&latency, "max"),
+            },
+        })
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Standard base64 with padding.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let word = (u32::from(group[0]) << 16)
+            | (u32::from(*group.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*group.get(2).unwrap_or(&0));
+        for (position, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if position <= group.len() {
+                out.push(char::from(ALPHABET[((word >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting.
+
+#[derive(Default)]
+struct Report {
+    throughput: Vec<(u64, Vec<RunResult>)>,
+    idle: Vec<IdleResult>,
+}
+
+/// The median of some numbers (mean of the middle two for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
+fn median_of<T>(runs: &[T], field: impl Fn(&T) -> f64) -> f64 {
+    median(runs.iter().map(field).collect())
+}
+
+fn median_opt<T>(runs: &[T], field: impl Fn(&T) -> Option<f64>) -> Option<f64> {
+    let values: Vec<f64> = runs.iter().filter_map(field).collect();
+    (!values.is_empty()).then(|| median(values))
+}
+
+impl Report {
+    fn table(&self, cli: &Cli) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\neddy-bench: N={} messages, C={} ingress connections x M={} lines, \
+             maxNumBatchRequests={}, {} run(s) each, {} profile (medians)",
+            cli.messages, cli.concurrency, cli.chunk, cli.max_batch, cli.runs, cli.profile
+        );
+        if !self.throughput.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:>8} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6} {:>12} {:>12} {:>7}",
+                "keys",
+                "msg/s",
+                "p50 us",
+                "p90 us",
+                "p99 us",
+                "max us",
+                "avg batch",
+                "conns",
+                "peak rss MiB",
+                "baseline/s",
+                "ratio"
+            );
+            for (keys, runs) in &self.throughput {
+                let baseline = median_opt(runs, |run| run.baseline_msgs_per_s);
+                let ratio = median_opt(runs, |run| run.ratio);
+                let _ = writeln!(
+                    out,
+                    "{:>8} {:>12.0} {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>10.1} {:>6.0} {:>12.1} {:>12} {:>7}",
+                    keys,
+                    median_of(runs, |run| run.msgs_per_s),
+                    median_of(runs, |run| run.latency.p50 as f64),
+                    median_of(runs, |run| run.latency.p90 as f64),
+                    median_of(runs, |run| run.latency.p99 as f64),
+                    median_of(runs, |run| run.latency.max as f64),
+                    median_of(runs, |run| run.avg_batch),
+                    median_of(runs, |run| run.connections as f64),
+                    median_of(runs, |run| run.peak_rss_kb as f64) / 1024.0,
+                    baseline.map_or("-".into(), |rate| format!("{rate:.0}")),
+                    ratio.map_or("-".into(), |ratio| format!("{ratio:.3}")),
+                );
+            }
+            for (keys, runs) in &self.throughput {
+                for (index, run) in runs.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "  K={keys} run {}: {}; eddy stop: {}",
+                        index + 1,
+                        run.one_line(),
+                        run.eddy_exit
+                    );
+                }
+            }
+        }
+        if !self.idle.is_empty() {
+            let _ = writeln!(
+                out,
+                "idle memory: {} addresses: rss {:.1} MiB (start {:.1} MiB, peak {:.1} MiB), \
+                 {:.1} MiB per 1M addresses, loaded in {:.1}s",
+                self.idle[0].addresses,
+                median_of(&self.idle, |run| run.rss_kb as f64) / 1024.0,
+                median_of(&self.idle, |run| run.start_rss_kb as f64) / 1024.0,
+                median_of(&self.idle, |run| run.peak_rss_kb as f64) / 1024.0,
+                median_of(&self.idle, |run| run.mib_per_million),
+                median_of(&self.idle, |run| run.elapsed_s),
+            );
+        }
+        out
+    }
+
+    fn json(&self, cli: &Cli) -> Value {
+        let throughput: Vec<Value> = self
+            .throughput
+            .iter()
+            .map(|(keys, runs)| {
+                json!({
+                    "keys": keys,
+                    "median": {
+                        "msgs_per_s": median_of(runs, |run| run.msgs_per_s),
+                        "latency_us": {
+                            "p50": median_of(runs, |run| run.latency.p50 as f64),
+                            "p90": median_of(runs, |run| run.latency.p90 as f64),
+                            "p99": median_of(runs, |run| run.latency.p99 as f64),
+                            "max": median_of(runs, |run| run.latency.max as f64),
+                        },
+                        "avg_batch": median_of(runs, |run| run.avg_batch),
+                        "peak_rss_kb": median_of(runs, |run| run.peak_rss_kb as f64),
+                        "baseline_msgs_per_s": median_opt(runs, |run| run.baseline_msgs_per_s),
+                        "ratio": median_opt(runs, |run| run.ratio),
+                    },
+                    "runs": runs.iter().map(|run| json!({
+                        "messages": run.messages,
+                        "elapsed_s": run.elapsed_s,
+                        "admitted_s": run.admitted_s,
+                        "msgs_per_s": run.msgs_per_s,
+                        "latency_us": {
+                            "count": run.latency.count,
+                            "p50": run.latency.p50,
+                            "p90": run.latency.p90,
+                            "p99": run.latency.p99,
+                            "max": run.latency.max,
+                        },
+                        "avg_batch": run.avg_batch,
+                        "batches": run.batches,
+                        "fn_connections": run.connections,
+                        "peak_rss_kb": run.peak_rss_kb,
+                        "baseline_msgs_per_s": run.baseline_msgs_per_s,
+                        "baseline_concurrency": run.baseline_concurrency,
+                        "baseline_batch": run.baseline_batch,
+                        "ratio": run.ratio,
+                        "eddy_stop": run.eddy_exit,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let idle = (!self.idle.is_empty()).then(|| {
+            json!({
+                "addresses": self.idle[0].addresses,
+                "rss_kb": median_of(&self.idle, |run| run.rss_kb as f64),
+                "start_rss_kb": median_of(&self.idle, |run| run.start_rss_kb as f64),
+                "peak_rss_kb": median_of(&self.idle, |run| run.peak_rss_kb as f64),
+                "mib_per_million_addresses": median_of(&self.idle, |run| run.mib_per_million),
+            })
+        });
+        json!({
+            "bench": "eddy",
+            "profile": cli.profile,
+            "messages": cli.messages,
+            "concurrency": cli.concurrency,
+            "chunk": cli.chunk,
+            "max_batch": cli.max_batch,
+            "runs": cli.runs,
+            "workers": cli.workers,
+            "fn_threads": cli.fn_threads,
+            "throughput": throughput,
+            "idle": idle,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard_alphabet() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64_encode(&[0xff; 8]), "//////////8=");
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
+
+    #[test]
+    fn proc_status_is_read() {
+        let pid = std::process::id();
+        assert!(proc_status_kb(pid, "VmRSS").is_some_and(|kb| kb > 0));
+        assert!(proc_status_kb(pid, "VmNope").is_none());
+    }
+
+    #[test]
+    fn module_names_every_setting() {
+        let yaml = module_yaml(
+            "127.0.0.1:9001".parse().expect("addr"),
+            "127.0.0.1:8091".parse().expect("addr"),
+            77,
+        );
+        assert!(yaml.contains("  urlPathTemplate: http://127.0.0.1:9001/{function.name}\n"));
+        assert!(yaml.contains("  maxNumBatchRequests: 77\n"));
+        assert!(yaml.contains("      call: 60s\n"));
+        assert!(yaml.contains("  bind: 127.0.0.1:8091\n"));
+    }
+}
