@@ -29,6 +29,7 @@ use crate::address::{Address, FunctionType};
 use crate::catalog::Catalog;
 use crate::deadletter::DeadLetter;
 use crate::message::{EgressRecord, Message};
+use bytes::Bytes;
 use eddy_protocol::reqreply::from_function::{
     expiration_spec::ExpireMode, persisted_value_mutation::MutationType, InvocationResponse,
     PersistedValueSpec,
@@ -95,10 +96,46 @@ struct FunctionInfo {
     specs_generation: u64,
 }
 
+/// A state value as held in memory: names and typenames are interned (shared by every
+/// address), the bytes are a compact copy (never a slice of a larger reply buffer).
 #[derive(Debug, Clone, PartialEq)]
 struct StoredValue {
-    value: TypedValue,
+    typename: Arc<str>,
+    bytes: Bytes,
     written_ms: u64,
+}
+
+impl StoredValue {
+    fn new(value: &TypedValue, written_ms: u64, names: &mut Interner) -> StoredValue {
+        StoredValue {
+            typename: names.intern(&value.typename),
+            bytes: Bytes::copy_from_slice(&value.value),
+            written_ms,
+        }
+    }
+
+    fn to_typed_value(&self) -> TypedValue {
+        TypedValue {
+            typename: self.typename.to_string(),
+            has_value: true,
+            value: self.bytes.clone(),
+        }
+    }
+}
+
+/// Shares the few distinct state names and typenames among millions of addresses.
+#[derive(Debug, Default)]
+struct Interner(HashSet<Arc<str>>);
+
+impl Interner {
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(existing) = self.0.get(text) {
+            return Arc::clone(existing);
+        }
+        let interned: Arc<str> = Arc::from(text);
+        self.0.insert(Arc::clone(&interned));
+        interned
+    }
 }
 
 #[derive(Debug)]
@@ -113,11 +150,12 @@ struct InFlight {
 /// One address: its state, mailbox and in-flight batch.
 #[derive(Debug, Default)]
 struct Instance {
-    values: Vec<(String, StoredValue)>,
+    values: Vec<(Arc<str>, StoredValue)>,
     mailbox: VecDeque<Envelope>,
     /// Envelopes in the mailbox still holding an ack (beyond the batch bound).
     waiting_acks: usize,
-    in_flight: Option<InFlight>,
+    /// Boxed: most addresses are idle most of the time.
+    in_flight: Option<Box<InFlight>>,
     last_invoke_ms: u64,
 }
 
@@ -127,7 +165,10 @@ impl Instance {
     }
 
     fn value(&self, name: &str) -> Option<&StoredValue> {
-        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.values
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| v)
     }
 }
 
@@ -194,6 +235,7 @@ pub struct Machine {
     functions: HashMap<FunctionType, FunctionInfo>,
     instances: HashMap<Address, Instance>,
     timers: Timers,
+    names: Interner,
     next_batch_id: u64,
     stats: Stats,
 }
@@ -206,6 +248,7 @@ impl Machine {
             functions: HashMap::new(),
             instances: HashMap::new(),
             timers: Timers::default(),
+            names: Interner::default(),
             next_batch_id: 1,
             stats: Stats::default(),
         }
@@ -256,7 +299,7 @@ impl Machine {
                 instance
                     .values
                     .iter()
-                    .map(|(name, stored)| (name.clone(), stored.value.clone()))
+                    .map(|(name, stored)| (name.to_string(), stored.to_typed_value()))
                     .collect()
             })
             .unwrap_or_default()
@@ -332,7 +375,7 @@ impl Machine {
                     }
                 }
                 Some(from_function::Response::IncompleteInvocationContext(context)) => {
-                    self.negotiate(now_ms, &address, in_flight, context.missing_values, out)
+                    self.negotiate(now_ms, &address, *in_flight, context.missing_values, out)
                 }
             },
         }
@@ -411,12 +454,12 @@ impl Machine {
         self.next_batch_id += 1;
         self.stats.invocations += 1;
         let request = build_request(now_ms, address, instance, &info.specs, &messages);
-        instance.in_flight = Some(InFlight {
+        instance.in_flight = Some(Box::new(InFlight {
             batch_id,
             messages,
             negotiation_rounds: 0,
             specs_generation: info.specs_generation,
-        });
+        }));
         out.push(Action::Invoke {
             endpoint: info.endpoint,
             address: address.clone(),
@@ -605,16 +648,16 @@ impl Machine {
                 let slot = instance
                     .values
                     .iter()
-                    .position(|(name, _)| *name == mutation.state_name);
+                    .position(|(name, _)| **name == *mutation.state_name);
                 match (mutation.mutation_type == MutationType::Modify as i32, slot) {
                     (true, slot) => {
-                        let stored = StoredValue {
-                            value: mutation.state_value.unwrap_or_default(),
-                            written_ms: now_ms,
-                        };
+                        let value = mutation.state_value.unwrap_or_default();
+                        let stored = StoredValue::new(&value, now_ms, &mut self.names);
                         match slot {
                             Some(slot) => instance.values[slot].1 = stored,
-                            None => instance.values.push((mutation.state_name, stored)),
+                            None => instance
+                                .values
+                                .push((self.names.intern(&mutation.state_name), stored)),
                         }
                     }
                     (false, Some(slot)) => {
@@ -690,12 +733,12 @@ impl Machine {
         self.next_batch_id += 1;
         self.stats.invocations += 1;
         let request = build_request(now_ms, address, instance, &info.specs, &in_flight.messages);
-        instance.in_flight = Some(InFlight {
+        instance.in_flight = Some(Box::new(InFlight {
             batch_id,
             messages: in_flight.messages,
             negotiation_rounds: rounds,
             specs_generation: info.specs_generation,
-        });
+        }));
         out.push(Action::Invoke {
             endpoint: info.endpoint,
             address: address.clone(),
@@ -727,7 +770,9 @@ impl Machine {
                 let mut values: Vec<(String, TypedValue, u64)> = instance
                     .values
                     .iter()
-                    .map(|(name, stored)| (name.clone(), stored.value.clone(), stored.written_ms))
+                    .map(|(name, stored)| {
+                        (name.to_string(), stored.to_typed_value(), stored.written_ms)
+                    })
                     .collect();
                 values.sort_by(|a, b| a.0.cmp(&b.0));
                 AddressSnapshot {
@@ -779,7 +824,12 @@ impl Machine {
             instance.values = address
                 .values
                 .into_iter()
-                .map(|(name, value, written_ms)| (name, StoredValue { value, written_ms }))
+                .map(|(name, value, written_ms)| {
+                    (
+                        machine.names.intern(&name),
+                        StoredValue::new(&value, written_ms, &mut machine.names),
+                    )
+                })
                 .collect();
             instance.last_invoke_ms = address.last_invoke_ms;
             instance.mailbox = address
@@ -878,7 +928,7 @@ fn build_request(
     instance.values.retain(|(name, stored)| {
         let expiration = specs
             .iter()
-            .find(|spec| spec.name == *name)
+            .find(|spec| *spec.name == **name)
             .map_or(Expiration::Never, |spec| spec.expiration);
         match expiration {
             Expiration::Never => true,
@@ -893,9 +943,7 @@ fn build_request(
         .iter()
         .map(|spec| to_function::PersistedValue {
             state_name: spec.name.clone(),
-            state_value: instance
-                .value(&spec.name)
-                .map(|stored| stored.value.clone()),
+            state_value: instance.value(&spec.name).map(StoredValue::to_typed_value),
         })
         .collect();
     let invocations = messages
