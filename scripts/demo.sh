@@ -18,10 +18,11 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/eddy-demo.XXXXXX")
 FN_PID=""
 EDDY_PID=""
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then BOLD=$'\033[1m' RED=$'\033[31m' PLAIN=$'\033[0m'; else BOLD="" RED="" PLAIN=""; fi
+step() { printf '\n%s==> %s%s\n' "$BOLD" "$*" "$PLAIN"; }
 info() { printf '    %s\n' "$*"; }
 fail() {
-  printf '\n\033[31mdemo failed: %s\033[0m\n' "$*" >&2
+  printf '\n%sdemo failed: %s%s\n' "$RED" "$*" "$PLAIN" >&2
   for log in "$WORK/counter.log" "$WORK/eddy.log" "$WORK/eddy.out"; do
     if [[ -s $log ]]; then
       printf -- '--- last lines of %s ---\n' "$log" >&2

@@ -3,6 +3,9 @@ aiohttp. The faults are plain HTTP; the healthy answers come from Apache's State
 
     python faulty_app.py --port 9001
 
+With --port 0 (the default) it picks a free port; either way it prints
+"faulty_app: serving on 127.0.0.1:<port>" on stderr once it listens.
+
 Function types (namespace `faulty`), chosen by the target id:
 - `faulty/slow`: ids starting with "slow" never answer within any sane call budget (the
   handler sleeps for --slow-seconds); other ids count like e2e/counter.
@@ -96,13 +99,23 @@ def make_app(slow_seconds: float) -> web.Application:
     return app
 
 
+async def serve_forever(app: web.Application, port: int):
+    """Listens on 127.0.0.1:port (0 = any free port) and prints the port actually bound."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    print(f"faulty_app: serving on 127.0.0.1:{bound}", file=sys.stderr, flush=True)
+    await asyncio.Event().wait()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, default=0, help="0 (the default) picks a free port")
     parser.add_argument("--slow-seconds", type=float, default=60.0)
     args = parser.parse_args()
-    print(f"faulty_app: serving on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
-    web.run_app(make_app(args.slow_seconds), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    asyncio.run(serve_forever(make_app(args.slow_seconds), args.port))
 
 
 if __name__ == "__main__":

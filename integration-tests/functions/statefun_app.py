@@ -6,10 +6,13 @@ Every function lives in namespace `e2e` and writes its observations to the gener
 
     python statefun_app.py --port 9000
 
+With --port 0 (the default) it picks a free port; either way it prints
+"statefun_app: serving on 127.0.0.1:<port>" on stderr once it listens.
 Endpoints: POST /{function name} (any path works: the target is inside the request).
 """
 
 import argparse
+import asyncio
 import json
 import struct
 import sys
@@ -212,14 +215,24 @@ async def serve(request: web.Request) -> web.Response:
     return web.Response(body=reply, content_type="application/octet-stream")
 
 
+async def serve_forever(app: web.Application, port: int):
+    """Listens on 127.0.0.1:port (0 = any free port) and prints the port actually bound."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    print(f"statefun_app: serving on 127.0.0.1:{bound}", file=sys.stderr, flush=True)
+    await asyncio.Event().wait()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, default=0, help="0 (the default) picks a free port")
     args = parser.parse_args()
     app = web.Application()
     app.router.add_post("/{tail:.*}", serve)
-    print(f"statefun_app: serving on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+    asyncio.run(serve_forever(app, args.port))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 //!
 //! Prerequisites (the test command `./scripts/test.sh` provides both): the debug `eddy` binary
 //! (`cargo build --bin eddy`) and the venv `<repo>/.venv-statefun` (`./scripts/setup-python.sh`).
+//! Set `EDDY_E2E_KEEP=1` to keep every test folder (module, logs, egress, dead letters).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -151,7 +152,7 @@ pub async fn wait_for_port(port: u16, timeout: Duration) {
 }
 
 /// A unique scratch folder under the system temp dir. Removed on drop when the test passed,
-/// kept (and its path printed) when it failed.
+/// kept (and its path printed) when it failed or when `EDDY_E2E_KEEP` is set.
 pub struct TestDir {
     path: PathBuf,
 }
@@ -191,7 +192,7 @@ impl TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("EDDY_E2E_KEEP").is_some() {
             eprintln!("test files kept in {}", self.path.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.path);
@@ -273,6 +274,28 @@ impl Process {
         }
     }
 
+    /// Waits until the log has a line `<prefix><ip:port>` and returns that address (fails
+    /// fast, with the log, if the process exits first).
+    pub async fn wait_for_address(&mut self, prefix: &str, what: &str) -> SocketAddr {
+        let start = Instant::now();
+        loop {
+            self.assert_running();
+            let log = self.log_text();
+            let found = log.lines().find_map(|line| {
+                let rest = &line[line.find(prefix)? + prefix.len()..];
+                rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
+            });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out after {DEADLINE:?} waiting for {what} (a log line {prefix:?}<address>)"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Sends SIGTERM (graceful stop) to the process.
     pub fn terminate(&self) {
         if let Some(pid) = self.child.id() {
@@ -306,32 +329,23 @@ pub struct PythonApp {
 }
 
 impl PythonApp {
-    /// Starts `functions/<app>.py --port <free port> <extra args>` and waits until it listens.
+    /// Starts `functions/<app>.py --port 0 <extra args>` (the app binds a free port itself, so
+    /// no other process can take it in between) and waits for its
+    /// `<app>: serving on 127.0.0.1:<port>` line.
     pub async fn start(dir: &TestDir, app: &str, extra_args: &[&str]) -> PythonApp {
-        let port = free_port();
         let script = functions_dir().join(format!("{app}.py"));
         let script = script.to_str().expect("utf-8 path").to_string();
-        let port_text = port.to_string();
-        let mut args = vec!["-u", script.as_str(), "--port", port_text.as_str()];
+        let mut args = vec!["-u", script.as_str(), "--port", "0"];
         args.extend_from_slice(extra_args);
         let mut process = Process::spawn(app, &venv_python(), &args, dir, &[]);
-        let start = Instant::now();
-        loop {
-            process.assert_running();
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{app} did not listen on 127.0.0.1:{port} within {DEADLINE:?}; its log:\n{}",
-                process.log_text()
-            );
-            tokio::time::sleep(POLL).await;
+        let prefix = format!("{app}: serving on ");
+        let addr = process
+            .wait_for_address(&prefix, &format!("{app} to listen"))
+            .await;
+        PythonApp {
+            process,
+            port: addr.port(),
         }
-        PythonApp { process, port }
     }
 
     /// `http://127.0.0.1:<port>/{function.name}`, for a module's `urlPathTemplate`.
@@ -367,10 +381,11 @@ impl ModuleYaml {
         ))
     }
 
-    /// An `io.eddy.http.v1/ingress` on 127.0.0.1:`port`.
-    pub fn http_ingress(self, id: &str, port: u16) -> ModuleYaml {
+    /// An `io.eddy.http.v1/ingress` on 127.0.0.1, port 0: eddy binds a free port and prints
+    /// it (see [`Eddy::start`]).
+    pub fn http_ingress(self, id: &str) -> ModuleYaml {
         self.document(&format!(
-            "kind: io.eddy.http.v1/ingress\nspec:\n  id: {id}\n  bind: 127.0.0.1:{port}\n"
+            "kind: io.eddy.http.v1/ingress\nspec:\n  id: {id}\n  bind: 127.0.0.1:0\n"
         ))
     }
 
@@ -562,13 +577,14 @@ pub struct Eddy {
 
 impl Eddy {
     /// Writes `module_yaml` to `<dir>/module.yaml` and starts `eddy run` on it in `dir`, with
-    /// dead letters in `<dir>/dead-letters.jsonl`. The module must declare an HTTP ingress on
-    /// 127.0.0.1:`ingress_port` and may declare a file egress writing `<dir>/<egress_file>`.
-    /// Waits until `GET /v1/health` answers 200.
+    /// dead letters in `<dir>/dead-letters.jsonl`. The module must declare the HTTP ingress
+    /// `ingress_id` (bound to port 0: the address comes from eddy's
+    /// `eddy: listening ingress <id> on <addr>` line) and may declare a file egress writing
+    /// `<dir>/<egress_file>`. Waits until `GET /v1/health` answers 200.
     pub async fn start(
         dir: &TestDir,
         module_yaml: &str,
-        ingress_port: u16,
+        ingress_id: &str,
         egress_file: &str,
     ) -> Eddy {
         let module = dir.write("module.yaml", module_yaml);
@@ -581,16 +597,22 @@ impl Eddy {
             "--workers",
             "2",
         ];
-        let process = Process::spawn(
+        let mut process = Process::spawn(
             "eddy",
             &eddy_bin(),
             &args,
             dir,
             &[("RUST_LOG", "info"), ("RUST_BACKTRACE", "1")],
         );
+        let addr = process
+            .wait_for_address(
+                &format!("eddy: listening ingress {ingress_id} on "),
+                &format!("eddy's HTTP ingress {ingress_id} to listen"),
+            )
+            .await;
         let mut eddy = Eddy {
             process,
-            ingress: Ingress::new(SocketAddr::from(([127, 0, 0, 1], ingress_port))),
+            ingress: Ingress::new(addr),
             module,
             egress_file: dir.join(egress_file),
             dead_letters_file,
@@ -763,7 +785,7 @@ mod tests {
                 "2s",
                 "  retries:\n    maxAttempts: 3\n",
             )
-            .http_ingress("e2e/http", 2)
+            .http_ingress("e2e/http")
             .file_egress("e2e/out", "out.jsonl")
             .render();
         assert_eq!(
@@ -771,7 +793,7 @@ mod tests {
             "kind: io.statefun.endpoints.v2/http\nspec:\n  functions: e2e/*\n  \
              urlPathTemplate: http://127.0.0.1:1/{function.name}\n  transport:\n    timeouts:\n      \
              call: 2s\n  retries:\n    maxAttempts: 3\n---\nkind: io.eddy.http.v1/ingress\nspec:\n  \
-             id: e2e/http\n  bind: 127.0.0.1:2\n---\nkind: io.eddy.file.v1/egress\nspec:\n  \
+             id: e2e/http\n  bind: 127.0.0.1:0\n---\nkind: io.eddy.file.v1/egress\nspec:\n  \
              id: e2e/out\n  path: out.jsonl\n"
         );
     }

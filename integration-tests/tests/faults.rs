@@ -9,7 +9,7 @@
 //! - transient failures are retried within the call budget and never reach the dead letters;
 //! - a reply that is not protobuf never crashes the runtime.
 
-use eddy_integration_tests::{free_port, msg, Eddy, ModuleYaml, PythonApp, TestDir, DEADLINE};
+use eddy_integration_tests::{msg, Eddy, ModuleYaml, PythonApp, TestDir, DEADLINE};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -82,14 +82,13 @@ async fn faulty_addresses_neither_stall_nor_lose_healthy_messages() {
     let dir = TestDir::new("faults");
     let healthy_app = PythonApp::start(&dir, "statefun_app", &[]).await;
     let faulty_app = PythonApp::start(&dir, "faulty_app", &["--slow-seconds", "60"]).await;
-    let ingress_port = free_port();
     let module = ModuleYaml::new()
         .http_endpoint("e2e/*", &healthy_app.url_template(), "10s", "")
         .http_endpoint("faulty/*", &faulty_app.url_template(), "2s", RETRIES)
-        .http_ingress("e2e/http", ingress_port)
+        .http_ingress("e2e/http")
         .file_egress(EGRESS, "out.jsonl")
         .render();
-    let mut eddy = Eddy::start(&dir, &module, ingress_port, "out.jsonl").await;
+    let mut eddy = Eddy::start(&dir, &module, "e2e/http", "out.jsonl").await;
 
     // The faulty addresses first, so they are stuck before the healthy messages arrive.
     let failing: Vec<(&str, usize)> = vec![
@@ -197,13 +196,12 @@ async fn faulty_addresses_neither_stall_nor_lose_healthy_messages() {
 async fn garbage_replies_never_crash_the_runtime() {
     let dir = TestDir::new("garbage");
     let faulty_app = PythonApp::start(&dir, "faulty_app", &[]).await;
-    let ingress_port = free_port();
     let module = ModuleYaml::new()
         .http_endpoint("faulty/*", &faulty_app.url_template(), "2s", RETRIES)
-        .http_ingress("e2e/http", ingress_port)
+        .http_ingress("e2e/http")
         .file_egress(EGRESS, "out.jsonl")
         .render();
-    let mut eddy = Eddy::start(&dir, &module, ingress_port, "out.jsonl").await;
+    let mut eddy = Eddy::start(&dir, &module, "e2e/http", "out.jsonl").await;
 
     // Many garbage replies on several addresses, then a healthy address of another type.
     let mut batch = Vec::new();

@@ -8,7 +8,7 @@
 //! batch once, with the state, and never applied a batch twice.
 
 use eddy_integration_tests::{
-    eddy_cli, free_port, msg, typed_msg, wait_until, Eddy, ModuleYaml, PythonApp, TestDir, DEADLINE,
+    eddy_cli, msg, typed_msg, wait_until, Eddy, ModuleYaml, PythonApp, TestDir, DEADLINE,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -36,13 +36,12 @@ async fn start(
         dir.write(name, text);
     }
     let app = PythonApp::start(&dir, "statefun_app", &[]).await;
-    let ingress_port = free_port();
     let module = ModuleYaml::new()
         .http_endpoint("e2e/*", &app.url_template(), "10s", "")
-        .http_ingress("e2e/http", ingress_port)
+        .http_ingress("e2e/http")
         .file_egress(EGRESS, "out.jsonl");
     let module = extra(module).render();
-    let eddy = Eddy::start(&dir, &module, ingress_port, "out.jsonl").await;
+    let eddy = Eddy::start(&dir, &module, "e2e/http", "out.jsonl").await;
     Stack {
         eddy,
         _app: app,

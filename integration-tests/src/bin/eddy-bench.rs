@@ -245,6 +245,12 @@ struct RunResult {
     batches: u64,
     /// Distinct connections eddy used towards the function.
     connections: u64,
+    /// Connections the function accepted during the run.
+    connections_accepted: u64,
+    /// CPU seconds (user + system) eddy used, start-up included.
+    eddy_cpu_s: f64,
+    /// CPU seconds the function used during the eddy run (start-up included).
+    fn_cpu_s: f64,
     peak_rss_kb: u64,
     baseline_msgs_per_s: Option<f64>,
     baseline_concurrency: usize,
@@ -257,7 +263,7 @@ impl RunResult {
     fn one_line(&self) -> String {
         let mut line = format!(
             "{:.0} msg/s in {:.2}s (admitted in {:.2}s), p50 {} us, p99 {} us, avg batch {:.1}, \
-             {} fn connections, peak rss {} KiB",
+             {} fn connections ({} accepted), peak rss {} KiB, cpu eddy {:.1}s fn {:.1}s",
             self.msgs_per_s,
             self.elapsed_s,
             self.admitted_s,
@@ -265,7 +271,10 @@ impl RunResult {
             self.latency.p99,
             self.avg_batch,
             self.connections,
-            self.peak_rss_kb
+            self.connections_accepted,
+            self.peak_rss_kb,
+            self.eddy_cpu_s,
+            self.fn_cpu_s,
         );
         if let (Some(baseline), Some(ratio)) = (self.baseline_msgs_per_s, self.ratio) {
             let _ = write!(
@@ -294,6 +303,7 @@ struct FnStats {
     messages: u64,
     batches: u64,
     connections_used: u64,
+    connections_accepted: u64,
     latency: Latency,
 }
 
@@ -330,6 +340,8 @@ async fn throughput_run(
     let elapsed = started.elapsed();
     let (stats, admitted) = waited?;
     let peak_rss_kb = proc_status_kb(eddy.pid, "VmHWM").unwrap_or(0);
+    let eddy_cpu_s = cpu_seconds(eddy.pid).unwrap_or(0.0);
+    let fn_cpu_s = function.pid().and_then(cpu_seconds).unwrap_or(0.0);
     let eddy_exit = eddy.stop().await;
 
     let avg_batch = stats.messages as f64 / stats.batches.max(1) as f64;
@@ -342,6 +354,9 @@ async fn throughput_run(
         avg_batch,
         batches: stats.batches,
         connections: stats.connections_used,
+        connections_accepted: stats.connections_accepted,
+        eddy_cpu_s,
+        fn_cpu_s,
         peak_rss_kb,
         eddy_exit,
         ..RunResult::default()
@@ -710,6 +725,10 @@ impl Function {
         Client::new(self.addr)
     }
 
+    fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     async fn stats(&self) -> anyhow::Result<FnStats> {
         self.client().stats().await
     }
@@ -861,6 +880,17 @@ fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
     })
 }
 
+/// CPU time (user + system) of a process, in seconds (assumes USER_HZ = 100, as on Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
 }
@@ -957,6 +987,7 @@ impl Client {
             messages: number(&value, "messages"),
             batches: number(&value, "batches"),
             connections_used: number(&value, "connections_used"),
+            connections_accepted: number(&value, "connections_accepted"),
             latency: Latency {
                 count: number(&latency, "count"),
                 p50: number(&latency, "p50"),
@@ -1133,6 +1164,9 @@ impl Report {
                         "avg_batch": run.avg_batch,
                         "batches": run.batches,
                         "fn_connections": run.connections,
+                        "fn_connections_accepted": run.connections_accepted,
+                        "eddy_cpu_s": run.eddy_cpu_s,
+                        "fn_cpu_s": run.fn_cpu_s,
                         "peak_rss_kb": run.peak_rss_kb,
                         "baseline_msgs_per_s": run.baseline_msgs_per_s,
                         "baseline_concurrency": run.baseline_concurrency,
@@ -1192,6 +1226,7 @@ mod tests {
     #[test]
     fn proc_status_is_read() {
         let pid = std::process::id();
+        assert!(cpu_seconds(pid).is_some());
         assert!(proc_status_kb(pid, "VmRSS").is_some_and(|kb| kb > 0));
         assert!(proc_status_kb(pid, "VmNope").is_none());
     }
