@@ -290,6 +290,9 @@ async fn send_inner(args: SendArgs) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("give one value flag, e.g. --string hello");
     };
-    client::send(&args.ingress, &args.target, args.typename.as_deref(), value).await?;
+    // The client's errors already name their cause; no chain to append.
+    client::send(&args.ingress, &args.target, args.typename.as_deref(), value)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(())
 }

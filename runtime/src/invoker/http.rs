@@ -500,10 +500,22 @@ async fn error_snippet(headers: &HeaderMap, body: Incoming, read: Option<Duratio
 /// At most [`SNIPPET_BYTES`] of `bytes` as text on one line.
 fn snippet(bytes: &[u8]) -> String {
     let cut = bytes.len().min(SNIPPET_BYTES);
-    let text: String = String::from_utf8_lossy(&bytes[..cut])
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    // Text stays readable; anything else is escaped (`\xff`) rather than turned into U+FFFD.
+    let valid = match std::str::from_utf8(&bytes[..cut]) {
+        Ok(text) => Ok(text),
+        // The cut fell inside a character: keep the text before it.
+        Err(error) if error.error_len().is_none() => {
+            Ok(std::str::from_utf8(&bytes[..error.valid_up_to()]).unwrap_or_default())
+        }
+        Err(error) => Err(error),
+    };
+    let text: String = match valid {
+        Ok(text) => text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect(),
+        Err(_) => bytes[..cut].escape_ascii().to_string(),
+    };
     let mut text = text.trim().to_string();
     if bytes.len() > SNIPPET_BYTES {
         text.push_str("...");
