@@ -74,6 +74,12 @@ struct Cli {
     /// Also measure idle memory with this many distinct addresses (e.g. 1000000).
     #[arg(long)]
     idle_addresses: Option<u64>,
+    /// Idle memory: addresses loaded per wave (each wave processed before the next).
+    #[arg(long, default_value_t = 20_000)]
+    idle_wave: u64,
+    /// Only the idle-memory measurement (needs --idle-addresses).
+    #[arg(long, requires = "idle_addresses")]
+    idle_only: bool,
     /// `eddy run --workers`.
     #[arg(long)]
     workers: Option<usize>,
@@ -146,7 +152,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    for &keys in &cli.keys {
+    let throughput_keys: &[u64] = if cli.idle_only { &[] } else { &cli.keys };
+    for &keys in throughput_keys {
         let mut runs = Vec::new();
         for run in 1..=cli.runs {
             sequence += 1;
@@ -322,7 +329,7 @@ async fn throughput_run(
     let target_prefix = "bench/counter/k";
     let pushing = tokio::spawn(push(
         eddy.ingress,
-        cli.messages,
+        (0, cli.messages),
         keys,
         cli.concurrency,
         cli.chunk,
@@ -498,18 +505,19 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// Posts `messages` pings over `keys` keys to the HTTP ingress, `concurrency` connections each
-/// posting chunks of `chunk` JSON lines. Returns the time until the last chunk was admitted.
+/// Posts pings number `first..end` (message i goes to key i % `keys`) to the HTTP ingress,
+/// `concurrency` connections each posting chunks of `chunk` JSON lines. Returns the time
+/// until the last chunk was admitted.
 async fn push(
     ingress: SocketAddr,
-    messages: u64,
+    (first, messages): (u64, u64),
     keys: u64,
     concurrency: usize,
     chunk: u64,
     target_prefix: &'static str,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(first));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let next = next.clone();
@@ -646,25 +654,24 @@ async fn idle_run(
     let start_rss_kb = proc_status_kb(eddy.pid, "VmRSS").unwrap_or(0);
     function.client().post("/stats/reset", Bytes::new()).await?;
     let started = Instant::now();
-    let pushing = tokio::spawn(push(
-        eddy.ingress,
-        addresses,
-        addresses,
-        cli.concurrency,
-        cli.chunk,
-        "bench/counter/idle-",
-    ));
-    let waited = wait_processed(
-        &function,
-        &mut eddy,
-        pushing,
-        addresses,
-        cli.timeout,
-        started,
-    )
-    .await;
+    // In waves, each processed before the next, so that transient messages stay few and
+    // the RSS reflects the addresses, not the peak of a queue.
+    let wave = cli.idle_wave.max(1);
+    let mut done = 0;
+    while done < addresses {
+        let end = (done + wave).min(addresses);
+        let pushing = tokio::spawn(push(
+            eddy.ingress,
+            (done, end),
+            addresses,
+            cli.concurrency,
+            cli.chunk,
+            "bench/counter/idle-",
+        ));
+        wait_processed(&function, &mut eddy, pushing, end, cli.timeout, started).await?;
+        done = end;
+    }
     let elapsed = started.elapsed();
-    waited?;
     let rss_kb = proc_status_kb(eddy.pid, "VmRSS").unwrap_or(0);
     let peak_rss_kb = proc_status_kb(eddy.pid, "VmHWM").unwrap_or(0);
     eddy.stop().await;

@@ -43,6 +43,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> 
             }
         };
         let _ = stream.set_nodelay(true);
+        app.stats
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
         let app = app.clone();
         tokio::spawn(async move {
             let seen_epoch = Arc::new(AtomicU64::new(u64::MAX));
@@ -327,7 +330,7 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         let text = String::from_utf8(body.to_vec()).expect("utf-8");
         assert!(
-            text.starts_with("{\"messages\":3,\"batches\":2,\"requests\":4,\"connections_used\":1,\"latency_us\":{\"count\":3,"),
+            text.starts_with("{\"messages\":3,\"batches\":2,\"requests\":4,\"connections_used\":1,\"connections_accepted\":1,\"latency_us\":{\"count\":3,"),
             "{text}"
         );
         let summary = server.app.stats.latency_us.summary();

@@ -130,6 +130,8 @@ pub struct Stats {
     pub requests: AtomicU64,
     /// Distinct connections that carried at least one function request since the last reset.
     pub connections_used: AtomicU64,
+    /// Connections accepted since the last reset.
+    pub connections_accepted: AtomicU64,
     /// Bumped by each reset, so connections can tell whether they were counted already.
     pub epoch: AtomicU64,
     /// Send-to-process latency of `eddy.bench/ping` messages, in microseconds.
@@ -144,6 +146,7 @@ impl Stats {
         self.batches.store(0, Ordering::Relaxed);
         self.requests.store(0, Ordering::Relaxed);
         self.connections_used.store(0, Ordering::Relaxed);
+        self.connections_accepted.store(0, Ordering::Relaxed);
         self.latency_us.reset();
     }
 
@@ -164,11 +167,12 @@ impl Stats {
         let _ = write!(
             out,
             "{{\"messages\":{},\"batches\":{},\"requests\":{},\"connections_used\":{},\
-             \"latency_us\":{{\"count\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}}}}}",
+             \"connections_accepted\":{},\"latency_us\":{{\"count\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"max\":{}}}}}",
             self.messages.load(Ordering::Relaxed),
             self.batches.load(Ordering::Relaxed),
             self.requests.load(Ordering::Relaxed),
             self.connections_used.load(Ordering::Relaxed),
+            self.connections_accepted.load(Ordering::Relaxed),
             latency.count,
             latency.p50,
             latency.p90,
