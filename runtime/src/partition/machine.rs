@@ -421,6 +421,9 @@ impl Machine {
         if instance.mailbox.is_empty() {
             if instance.is_idle_and_empty() {
                 self.instances.remove(address);
+            } else if instance.mailbox.capacity() > 0 {
+                // Idle addresses far outnumber busy ones: give the buffer back.
+                instance.mailbox = VecDeque::new();
             }
             return;
         }
@@ -655,9 +658,13 @@ impl Machine {
                         let stored = StoredValue::new(&value, now_ms, &mut self.names);
                         match slot {
                             Some(slot) => instance.values[slot].1 = stored,
-                            None => instance
-                                .values
-                                .push((self.names.intern(&mutation.state_name), stored)),
+                            None => {
+                                // Most functions hold one or two values: grow one at a time.
+                                instance.values.reserve_exact(1);
+                                instance
+                                    .values
+                                    .push((self.names.intern(&mutation.state_name), stored));
+                            }
                         }
                     }
                     (false, Some(slot)) => {
