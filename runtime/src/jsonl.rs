@@ -37,6 +37,45 @@ const MAX_RENDERED_DEPTH: usize = 64;
 /// Parses one JSON line into a message from outside (its `caller` is `None` unless the line
 /// names one). Errors name the field, e.g. "field `target`: ..."; callers prefix "line N: ".
 pub fn parse_message_line(line: &str) -> Result<Message, String> {
+    // Fast path: a well-formed line deserialises straight into borrowed fields, without
+    // building a map. Anything it rejects is parsed again by the slow path, which names the
+    // field at fault; both end in `build_message`, so they accept exactly the same lines.
+    match serde_json::from_str::<LineFields<'_>>(line) {
+        Ok(fields) => build_message(
+            fields.target.as_deref(),
+            fields.caller.as_deref(),
+            fields.typename.as_deref(),
+            fields.value.as_ref(),
+            fields.value_base64.as_deref(),
+        ),
+        Err(_) => parse_message_line_slowly(line),
+    }
+}
+
+/// The fields of a message line, borrowed from the line where no unescaping is needed.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineFields<'a> {
+    #[serde(borrow, default)]
+    target: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    caller: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    typename: Option<std::borrow::Cow<'a, str>>,
+    /// `Some(Value::Null)` for an explicit `null`, as in the slow path.
+    #[serde(default, deserialize_with = "present")]
+    value: Option<Value>,
+    #[serde(borrow, default)]
+    value_base64: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A field that is present is `Some`, even when it is `null`.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+/// Parses a line through a generic JSON value, to report precisely what is wrong with it.
+fn parse_message_line_slowly(line: &str) -> Result<Message, String> {
     let object = match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(object)) => object,
         Ok(other) => {
@@ -56,22 +95,18 @@ pub fn parse_message_line(line: &str) -> Result<Message, String> {
         ));
     }
     let target = match object.get("target") {
-        Some(Value::String(text)) => {
-            Address::parse(text).map_err(|error| format!("field `target`: {error}"))?
-        }
+        None => None,
+        Some(Value::String(text)) => Some(text.as_str()),
         Some(other) => {
             return Err(format!(
                 "field `target`: expected a string \"namespace/name/id\", got {}",
                 json_kind_name(other)
             ))
         }
-        None => return Err("field `target`: missing (expected \"namespace/name/id\")".into()),
     };
     let caller = match object.get("caller") {
         None | Some(Value::Null) => None,
-        Some(Value::String(text)) => {
-            Some(Address::parse(text).map_err(|error| format!("field `caller`: {error}"))?)
-        }
+        Some(Value::String(text)) => Some(text.as_str()),
         Some(other) => {
             return Err(format!(
                 "field `caller`: expected a string \"namespace/name/id\" or null, got {}",
@@ -99,7 +134,26 @@ pub fn parse_message_line(line: &str) -> Result<Message, String> {
             ))
         }
     };
-    let argument = typed_value_from_json(typename, object.get("value"), value_base64)?;
+    build_message(target, caller, typename, object.get("value"), value_base64)
+}
+
+/// A message from the fields of a line, each already of the right JSON kind.
+fn build_message(
+    target: Option<&str>,
+    caller: Option<&str>,
+    typename: Option<&str>,
+    value: Option<&Value>,
+    value_base64: Option<&str>,
+) -> Result<Message, String> {
+    let target = match target {
+        Some(text) => Address::parse(text).map_err(|error| format!("field `target`: {error}"))?,
+        None => return Err("field `target`: missing (expected \"namespace/name/id\")".into()),
+    };
+    let caller = caller
+        .map(Address::parse)
+        .transpose()
+        .map_err(|error| format!("field `caller`: {error}"))?;
+    let argument = typed_value_from_json(typename, value, value_base64)?;
     Ok(Message {
         target,
         caller,
@@ -372,6 +426,32 @@ fn json_kind_name(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_and_slow_paths_agree() {
+        // Escapes (owned strings in the fast path), an explicit null value, duplicate fields
+        // (rejected by the fast path, last-wins in the slow one) and a null caller.
+        let escaped = parse_message_line(r#"{"target":"a\/b\/c","value":"\u00e9"}"#)
+            .expect("escaped line parses");
+        assert_eq!(escaped.target.to_string(), "a/b/c");
+        assert_eq!(
+            BuiltIn::from_typed_value(&escaped.argument).ok(),
+            Some(BuiltIn::String("é".into()))
+        );
+        for line in [
+            r#"{"target":"a/b/c","value":null,"value_base64":"AA=="}"#,
+            r#"{"target":"a/b/c","value":1,"value":2}"#,
+            r#"{"target":"a/b/c","caller":null,"value":1}"#,
+            r#"{"target":"a/b/c","typename":"x/y","value_base64":"AA=="}"#,
+            r#"{"target":5,"value":1}"#,
+        ] {
+            assert_eq!(
+                parse_message_line(line),
+                parse_message_line_slowly(line),
+                "{line}"
+            );
+        }
+    }
     use proptest::prelude::*;
     use serde_json::json;
 

@@ -13,6 +13,7 @@ use crate::partition::{Ack, Envelope, Event};
 use crate::Error;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
 
 /// A cheap, cloneable handle that delivers messages to their owning worker.
 #[derive(Clone)]
@@ -70,13 +71,20 @@ impl Router {
     /// Sends a message from outside (an ingress) and waits until it is admitted to its
     /// address's mailbox. Only senders to a full mailbox wait.
     pub async fn send(&self, message: Message) -> Result<(), Error> {
+        let mut admission = self.submit(message)?;
+        admission.admitted().await
+    }
+
+    /// Checks and delivers a message from outside at once, returning the admission to wait
+    /// for. Messages submitted one after another reach their worker in that order.
+    pub fn submit(&self, message: Message) -> Result<Admission, Error> {
         self.check(&message)?;
         let (ack, admitted) = Ack::new();
         self.deliver(Envelope {
             message,
             ack: Some(ack),
         })?;
-        admitted.await.map_err(|_| Error::ShuttingDown)
+        Ok(Admission(admitted))
     }
 
     /// Sends a message without waiting for admission (messages between functions, timers).
@@ -97,5 +105,18 @@ impl Router {
     fn deliver(&self, envelope: Envelope) -> Result<(), Error> {
         let worker = self.worker_of(&envelope.message.target);
         self.to_worker(worker, Event::Deliver(envelope))
+    }
+}
+
+/// A submitted message's admission: resolves once the message sits within its address's
+/// batch bound.
+#[derive(Debug)]
+pub struct Admission(oneshot::Receiver<()>);
+
+impl Admission {
+    /// Waits for admission; fails if the runtime stopped first. Cancel-safe: waiting again
+    /// after a cancelled wait picks up where it left off (but not after it resolved).
+    pub async fn admitted(&mut self) -> Result<(), Error> {
+        (&mut self.0).await.map_err(|_| Error::ShuttingDown)
     }
 }

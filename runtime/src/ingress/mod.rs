@@ -12,15 +12,12 @@ pub mod file;
 pub mod http;
 
 use crate::message::Message;
-use crate::router::Router;
+use crate::router::{Admission, Router};
 use crate::spec::IngressSpec;
 use crate::{Error, Result};
 use std::collections::VecDeque;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::Poll;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -134,17 +131,14 @@ pub(crate) async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-type Admission<'r> = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'r>>;
-
 /// Sends messages in call order while keeping up to `window` admissions in flight.
 ///
-/// [`Router::send`] checks the message and hands it to its worker on its first poll, then
-/// waits for admission. `Admissions` polls each send once as it is made — so messages reach
-/// their workers in call order, and so per address in order — and only then waits, for the
-/// oldest admission, when `window` of them are outstanding.
+/// [`Router::submit`] checks each message and hands it to its worker at once — so messages
+/// reach their workers in call order, and so per address in order — and `Admissions` only
+/// waits, for the oldest admission, when `window` of them are outstanding.
 pub(crate) struct Admissions<'r> {
     router: &'r Router,
-    pending: VecDeque<Admission<'r>>,
+    pending: VecDeque<Admission>,
     window: usize,
 }
 
@@ -163,26 +157,18 @@ impl<'r> Admissions<'r> {
     pub(crate) async fn send(&mut self, message: Message) -> Result<(), Error> {
         while self.pending.len() >= self.window {
             if let Some(oldest) = self.pending.front_mut() {
-                oldest.await?;
+                oldest.admitted().await?;
             }
             self.pending.pop_front();
         }
-        let mut admission: Admission<'r> = Box::pin(self.router.send(message));
-        let first_poll =
-            std::future::poll_fn(|context| Poll::Ready(admission.as_mut().poll(context))).await;
-        match first_poll {
-            Poll::Ready(result) => result,
-            Poll::Pending => {
-                self.pending.push_back(admission);
-                Ok(())
-            }
-        }
+        self.pending.push_back(self.router.submit(message)?);
+        Ok(())
     }
 
     /// Waits for every outstanding admission; the first error wins.
     pub(crate) async fn finish(&mut self) -> Result<(), Error> {
         while let Some(oldest) = self.pending.front_mut() {
-            oldest.await?;
+            oldest.admitted().await?;
             self.pending.pop_front();
         }
         Ok(())

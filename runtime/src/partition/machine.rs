@@ -308,24 +308,38 @@ impl Machine {
     /// A message arrived for an address this machine owns.
     pub fn deliver(&mut self, now_ms: u64, envelope: Envelope, out: &mut Vec<Action>) {
         self.stats.messages += 1;
-        let address = envelope.message.target.clone();
-        let Some(info) = self.function_info(&address.function_type) else {
+        let target = &envelope.message.target;
+        let Some(info) = self.function_info(&target.function_type) else {
             // The router rejects these at the door and replies are validated, so this only
             // happens if the module changed underneath a message. Nothing is silently lost.
             if let Some(ack) = envelope.ack {
                 ack.release();
             }
             self.stats.failed_batches += 1;
+            let address = envelope.message.target.clone();
             out.push(Action::DeadLetter(DeadLetter {
-                address: address.clone(),
-                messages: vec![envelope.message],
                 error: format!("no endpoint serves function type {}", address.function_type),
+                address,
+                messages: vec![envelope.message],
                 time: UNIX_EPOCH + Duration::from_millis(now_ms),
             }));
             return;
         };
         let max_batch = info.max_batch;
-        let instance = self.instances.entry(address.clone()).or_default();
+        if !self.instances.contains_key(target) {
+            // Keys share one `Arc` per function type (the machine's), not the message's.
+            let function_type = self
+                .functions
+                .get_key_value(&target.function_type)
+                .map_or_else(|| target.function_type.clone(), |(key, _)| key.clone());
+            self.instances.insert(
+                Address::new(function_type, target.id.clone()),
+                Instance::default(),
+            );
+        }
+        let Some(instance) = self.instances.get_mut(&envelope.message.target) else {
+            return;
+        };
         let mut envelope = envelope;
         if instance.mailbox.len() < max_batch {
             if let Some(ack) = envelope.ack.take() {
@@ -334,10 +348,13 @@ impl Machine {
         } else if envelope.ack.is_some() {
             instance.waiting_acks += 1;
         }
-        instance.mailbox.push_back(envelope);
-        if instance.in_flight.is_none() {
-            self.dispatch(now_ms, &address, out);
+        if instance.in_flight.is_some() {
+            instance.mailbox.push_back(envelope);
+            return;
         }
+        let address = envelope.message.target.clone();
+        instance.mailbox.push_back(envelope);
+        self.dispatch(now_ms, &address, out);
     }
 
     /// An invocation finished.
