@@ -35,6 +35,9 @@ summary() {
     else
         echo "  all checks passed"
     fi
+    if [[ -n "${passed:-}" ]]; then
+        echo "tests: $passed passed, $failed failed"
+    fi
 }
 trap summary EXIT
 
@@ -55,5 +58,11 @@ cargo build --workspace --bins --quiet
 done_step
 
 step "cargo test --workspace (unit + end-to-end)"
-cargo test --workspace
+test_log="$(mktemp)"
+cargo test --workspace 2>&1 | tee "$test_log"
+# One closing line for the whole run (cargo prints one "test result" per test binary, the
+# last of which is often an empty doc-test run).
+passed=$(grep '^test result:' "$test_log" | grep -Eo '[0-9]+ passed' | awk '{sum += $1} END {print sum + 0}')
+failed=$(grep '^test result:' "$test_log" | grep -Eo '[0-9]+ failed' | awk '{sum += $1} END {print sum + 0}')
+rm -f "$test_log"
 done_step

@@ -9,7 +9,9 @@
 //! - transient failures are retried within the call budget and never reach the dead letters;
 //! - a reply that is not protobuf never crashes the runtime.
 
-use eddy_integration_tests::{msg, Eddy, ModuleYaml, PythonApp, TestDir, DEADLINE};
+use eddy_integration_tests::{
+    msg, wait_until_async, Eddy, ModuleYaml, PythonApp, TestDir, DEADLINE,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -217,6 +219,27 @@ async fn garbage_replies_never_crash_the_runtime() {
     let dead = dead_lettered(&eddy.dead_letters());
     assert_eq!(dead.len(), 5, "one address per garbage target: {dead:?}");
     assert_eq!(dead.values().map(Vec::len).sum::<usize>(), batch.len());
+
+    // The failures are counted: GET /v1/stats agrees with the dead-letter file.
+    let lines = eddy.dead_letters().len() as u64;
+    let ingress = &eddy.ingress;
+    let stats = wait_until_async(
+        "GET /v1/stats to count the dead letters",
+        DEADLINE,
+        || async {
+            let reply = ingress
+                .request("GET", "/v1/stats", &[], Vec::new())
+                .await
+                .ok()?;
+            let stats: Value = serde_json::from_str(&reply.body).ok()?;
+            (stats["dead_letters"] == lines && stats["failed_batches"] == lines).then_some(stats)
+        },
+    )
+    .await;
+    assert!(
+        stats["invocations"].as_u64() >= Some(lines) && stats["messages"].as_u64() >= Some(lines),
+        "{stats}"
+    );
 
     eddy.process.assert_running();
     let health = eddy.ingress.health().await.expect("GET /v1/health");

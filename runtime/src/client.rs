@@ -326,7 +326,7 @@ mod tests {
             default_typename: None,
         });
         let (stop, shutdown) = watch::channel(false);
-        let ingresses = Ingresses::start(&[spec], router, shutdown)
+        let ingresses = Ingresses::start(&[spec], router, shutdown, None)
             .await
             .expect("start");
         let url = format!("http://{}", ingresses.http_addresses()[0].1);

@@ -31,6 +31,7 @@ pub mod ingress;
 pub mod invoker;
 pub mod jsonl;
 pub mod message;
+pub mod metrics;
 pub mod partition;
 pub mod router;
 pub mod runtime;

@@ -13,6 +13,7 @@ use crate::egress::Egresses;
 use crate::ingress::Ingresses;
 use crate::invoker::Invoker;
 use crate::message::Message;
+use crate::metrics::{Metrics, Totals};
 use crate::partition::machine::{Machine, MachineConfig};
 use crate::partition::worker::{Drain, Worker, WorkerContext};
 use crate::router::Router;
@@ -79,6 +80,11 @@ impl Options {
                 .collect(),
         );
 
+        let metrics = Arc::new(Metrics::new(
+            workers,
+            (*egresses).clone(),
+            (*dead_letters).clone(),
+        ));
         let (senders, inboxes): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
         let router = Router::new(senders.clone(), Arc::clone(&catalog));
@@ -102,14 +108,22 @@ impl Options {
                     invoker: Arc::clone(&invoker),
                     egresses: Arc::clone(&egresses),
                     dead_letters: Arc::clone(&dead_letters),
+                    metrics: Arc::clone(&metrics),
                 },
             ));
         }
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let ingresses = Ingresses::start(&module.ingresses, router.clone(), shutdown_rx).await?;
+        let ingresses = Ingresses::start(
+            &module.ingresses,
+            router.clone(),
+            shutdown_rx,
+            Some(Arc::clone(&metrics)),
+        )
+        .await?;
         let handle = Handle {
             router,
+            metrics,
             ingress_addresses: Arc::new(ingresses.http_addresses()),
         };
         tracing::info!(
@@ -226,7 +240,6 @@ impl Runtime {
                 tracing::error!(%error, "partition worker panicked");
             }
         }
-        drop(handle);
         if pending > 0 {
             tracing::warn!(
                 pending,
@@ -237,12 +250,19 @@ impl Runtime {
             Ok(egresses) => egresses.shutdown().await,
             Err(_) => tracing::warn!("egress writers still referenced at shutdown"),
         }
-        let dead_letter_count = dead_letters.count();
         match Arc::try_unwrap(dead_letters) {
             Ok(dead_letters) => dead_letters.shutdown().await,
             Err(_) => tracing::warn!("dead-letter writer still referenced at shutdown"),
         }
-        tracing::info!(dead_letters = dead_letter_count, "runtime stopped");
+        let totals = handle.metrics();
+        tracing::info!(
+            messages = totals.messages,
+            invocations = totals.invocations,
+            failed_batches = totals.failed_batches,
+            egress_records = totals.egress_records,
+            dead_letters = totals.dead_letters,
+            "runtime stopped"
+        );
         Ok(())
     }
 }
@@ -251,6 +271,7 @@ impl Runtime {
 #[derive(Clone)]
 pub struct Handle {
     router: Router,
+    metrics: Arc<Metrics>,
     ingress_addresses: Arc<Vec<(String, SocketAddr)>>,
 }
 
@@ -258,6 +279,11 @@ impl Handle {
     /// Sends a message as an ingress would; waits while its address's mailbox is full.
     pub async fn send(&self, message: Message) -> Result<()> {
         self.router.send(message).await
+    }
+
+    /// The runtime's counters so far.
+    pub fn metrics(&self) -> Totals {
+        self.metrics.totals()
     }
 
     /// The bound address of each HTTP ingress, by ingress id.

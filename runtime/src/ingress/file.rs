@@ -225,7 +225,7 @@ mod tests {
         let path = write_file("file-window", content.as_bytes());
         let (router, mut events) = router_with_inbox();
         let (_stop, shutdown) = watch::channel(false);
-        let ingresses = Ingresses::start(&[IngressSpec::File(spec(&path))], router, shutdown)
+        let ingresses = Ingresses::start(&[IngressSpec::File(spec(&path))], router, shutdown, None)
             .await
             .expect("start");
         // The whole window arrives before any admission is released.
@@ -257,7 +257,7 @@ mod tests {
         let path = write_file("file-stop", content.as_bytes());
         let (router, mut events) = router_with_inbox();
         let (stop, shutdown) = watch::channel(false);
-        let ingresses = Ingresses::start(&[IngressSpec::File(spec(&path))], router, shutdown)
+        let ingresses = Ingresses::start(&[IngressSpec::File(spec(&path))], router, shutdown, None)
             .await
             .expect("start");
         let mut acks = Vec::new();
@@ -278,7 +278,7 @@ mod tests {
         let path = temp_dir("file-missing").join("nope.jsonl");
         let (router, _events) = router_with_inbox();
         let (_stop, shutdown) = watch::channel(false);
-        let error = Ingresses::start(&[IngressSpec::File(spec(&path))], router, shutdown)
+        let error = Ingresses::start(&[IngressSpec::File(spec(&path))], router, shutdown, None)
             .await
             .err()
             .expect("missing file");

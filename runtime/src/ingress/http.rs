@@ -8,6 +8,7 @@
 //!   first (a bad line fails the whole request, naming the line, and nothing is sent); then all
 //!   are sent in line order and the reply waits until all are admitted.
 //! - `GET /v1/health`: `{"status":"ok"}`.
+//! - `GET /v1/stats`: the runtime's counters ([`crate::metrics::Totals`]).
 //!
 //! Replies are JSON: 202 `{"accepted":n}`, or `{"error":"..."}` with 400 (bad input or unknown
 //! function type), 404 (unknown path), 405 (wrong method), 413 (body over [`MAX_BODY_BYTES`])
@@ -18,6 +19,7 @@ use super::{shutdown_requested, Admissions};
 use crate::address::{Address, FunctionType};
 use crate::jsonl;
 use crate::message::Message;
+use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::spec::HttpIngressSpec;
 use crate::{Error, Result};
@@ -51,6 +53,7 @@ pub(crate) struct HttpIngress {
     default_typename: Option<String>,
     router: Router,
     shutdown: watch::Receiver<bool>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl HttpIngress {
@@ -64,7 +67,14 @@ impl HttpIngress {
             default_typename: spec.default_typename.clone(),
             router,
             shutdown,
+            metrics: None,
         }
+    }
+
+    /// Serves the runtime's counters on `GET /v1/stats`.
+    pub(crate) fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> HttpIngress {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -143,6 +153,14 @@ async fn handle(ingress: &HttpIngress, request: Request<Incoming>) -> Response<F
         "/v1/health" => match method {
             Method::GET | Method::HEAD if *ingress.shutdown.borrow() => shutting_down(),
             Method::GET | Method::HEAD => reply(StatusCode::OK, json!({"status": "ok"})),
+            _ => method_not_allowed("GET", &path),
+        },
+        "/v1/stats" => match (&method, &ingress.metrics) {
+            (&Method::GET, Some(metrics)) => reply(StatusCode::OK, metrics.totals().to_json()),
+            (&Method::GET, None) => error_reply(
+                StatusCode::NOT_FOUND,
+                "this ingress serves no stats".to_string(),
+            ),
             _ => method_not_allowed("GET", &path),
         },
         "/v1/messages" | "/v1/messages/" => match method {
@@ -422,7 +440,7 @@ mod tests {
             default_typename: default_typename.map(str::to_string),
         });
         let (stop, shutdown) = watch::channel(false);
-        let ingresses = Ingresses::start(&[spec], router, shutdown)
+        let ingresses = Ingresses::start(&[spec], router, shutdown, None)
             .await
             .expect("start");
         let addresses = ingresses.http_addresses();
@@ -783,7 +801,7 @@ mod tests {
             default_typename: None,
         });
         let (_stop, shutdown) = watch::channel(false);
-        let error = Ingresses::start(&[spec], router, shutdown)
+        let error = Ingresses::start(&[spec], router, shutdown, None)
             .await
             .err()
             .expect("port taken");

@@ -12,12 +12,14 @@ pub mod file;
 pub mod http;
 
 use crate::message::Message;
+use crate::metrics::Metrics;
 use crate::router::{Admission, Router};
 use crate::spec::IngressSpec;
 use crate::{Error, Result};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -39,6 +41,7 @@ impl Ingresses {
         specs: &[IngressSpec],
         router: Router,
         shutdown: watch::Receiver<bool>,
+        metrics: Option<Arc<Metrics>>,
     ) -> Result<Ingresses> {
         // Acquire every resource first, so a failure leaves nothing running.
         let mut listeners = Vec::new();
@@ -81,7 +84,8 @@ impl Ingresses {
             ingresses.http.push((spec.id.clone(), address));
             let task = tokio::spawn(http::serve(
                 listener,
-                http::HttpIngress::new(spec, router.clone(), shutdown.clone()),
+                http::HttpIngress::new(spec, router.clone(), shutdown.clone())
+                    .with_metrics(metrics.clone()),
             ));
             ingresses.tasks.push((spec.id.clone(), task));
         }

@@ -11,6 +11,7 @@ use super::{Completion, Envelope, Event};
 use crate::deadletter::DeadLetters;
 use crate::egress::Egresses;
 use crate::invoker::Invoker;
+use crate::metrics::Metrics;
 use crate::router::Router;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +28,7 @@ pub struct WorkerContext {
     pub invoker: Arc<Invoker>,
     pub egresses: Arc<Egresses>,
     pub dead_letters: Arc<DeadLetters>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// A request to finish the work in hand and stop.
@@ -101,6 +103,9 @@ impl Worker {
             let now = now_ms();
             self.machine.fire_timers(now, &mut actions);
             self.execute(now, &mut actions);
+            if let Some(slot) = self.context.metrics.worker(self.index) {
+                slot.publish(self.machine.stats(), self.machine.address_count());
+            }
             if draining.is_some() && self.machine.is_quiescent() {
                 break;
             }
