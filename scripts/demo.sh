@@ -150,6 +150,11 @@ if [[ -s $WORK/dead-letters.jsonl ]]; then
   fail "dead letters were written: $(head -c 500 "$WORK/dead-letters.jsonl")"
 fi
 
+if command -v curl >/dev/null 2>&1; then
+  step "the runtime's counters: curl $INGRESS/v1/stats"
+  info "$(curl -s --max-time 5 "$INGRESS/v1/stats")"
+fi
+
 step "stopping eddy and the function with SIGTERM"
 stop "$EDDY_PID"
 EDDY_PID=""
