@@ -509,13 +509,7 @@ impl Machine {
     /// Checks a reply as a whole, so that either every effect applies or none.
     fn validate(&self, address: &Address, response: &InvocationResponse) -> Result<(), String> {
         for (index, message) in response.outgoing_messages.iter().enumerate() {
-            let target = message
-                .target
-                .as_ref()
-                .ok_or_else(|| format!("outgoing_messages[{index}] has no target"))?;
-            let target = Address::from_proto(target)
-                .map_err(|e| format!("outgoing_messages[{index}]: {e}"))?;
-            self.check_target(&target)
+            self.check_target(message.target.as_ref())
                 .map_err(|e| format!("outgoing_messages[{index}]: {e}"))?;
         }
         let mut tokens: HashSet<&str> = HashSet::new();
@@ -538,13 +532,7 @@ impl Machine {
                     delayed.delay_in_ms
                 ));
             }
-            let target = delayed
-                .target
-                .as_ref()
-                .ok_or_else(|| format!("delayed_invocations[{index}] has no target"))?;
-            let target = Address::from_proto(target)
-                .map_err(|e| format!("delayed_invocations[{index}]: {e}"))?;
-            self.check_target(&target)
+            self.check_target(delayed.target.as_ref())
                 .map_err(|e| format!("delayed_invocations[{index}]: {e}"))?;
             if !token.is_empty() {
                 let pending = self.timers.is_pending(address, token) && !cancelled.contains(token);
@@ -590,7 +578,10 @@ impl Machine {
         Ok(())
     }
 
-    fn check_target(&self, target: &Address) -> Result<(), String> {
+    /// Checks the target of an outgoing or delayed message: present, well formed, and served
+    /// by some endpoint.
+    fn check_target(&self, target: Option<&eddy_protocol::Address>) -> Result<(), String> {
+        let target = Address::from_proto(target.ok_or("has no target")?)?;
         if self.functions.contains_key(&target.function_type)
             || self.config.catalog.resolve(&target.function_type).is_some()
         {
