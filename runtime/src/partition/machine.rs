@@ -17,7 +17,8 @@
 //!   outgoing messages, delayed messages and cancellations, egress records, state mutations.
 //! - A failed invocation (transport error after retries, or an invalid reply) sends its batch to
 //!   the dead letters and the address continues with its next batch.
-//! - State values expire after write or after invoke, checked when a batch is built.
+//! - State values expire after write or after invoke: checked when a batch is built, and by an
+//!   expiry queue that frees the state (and the address) of idle addresses when it is due.
 //! - Delayed messages are owned by the sender's worker; cancellation tokens are scoped to the
 //!   sending address. An unknown token is a no-op; reusing a pending one fails that invocation.
 //!
@@ -36,7 +37,7 @@ use eddy_protocol::reqreply::from_function::{
 };
 use eddy_protocol::reqreply::{from_function, to_function};
 use eddy_protocol::{ToFunction, TypedValue};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -157,6 +158,8 @@ struct Instance {
     /// Boxed: most addresses are idle most of the time.
     in_flight: Option<Box<InFlight>>,
     last_invoke_ms: u64,
+    /// The due time of this address's entry in `Machine::expiries` (0: none).
+    expiry_check_ms: u64,
 }
 
 impl Instance {
@@ -235,6 +238,9 @@ pub struct Machine {
     functions: HashMap<FunctionType, FunctionInfo>,
     instances: HashMap<Address, Instance>,
     timers: Timers,
+    /// (when, address): addresses to look at for expired state, so that idle addresses give
+    /// their memory back. Entries may be stale; they are re-checked when due.
+    expiries: BTreeSet<(u64, Address)>,
     names: Interner,
     next_batch_id: u64,
     stats: Stats,
@@ -248,6 +254,7 @@ impl Machine {
             functions: HashMap::new(),
             instances: HashMap::new(),
             timers: Timers::default(),
+            expiries: BTreeSet::new(),
             names: Interner::default(),
             next_batch_id: 1,
             stats: Stats::default(),
@@ -287,7 +294,12 @@ impl Machine {
 
     /// When the earliest delayed message is due, in ms since the epoch.
     pub fn next_timer(&self) -> Option<u64> {
-        self.timers.by_due.keys().next().map(|(due, _)| *due)
+        let timer = self.timers.by_due.keys().next().map(|(due, _)| *due);
+        let expiry = self.expiries.first().map(|(due, _)| *due);
+        match (timer, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The current state of `address` (name → value), expired values included until the next
@@ -396,6 +408,7 @@ impl Machine {
                 }
             },
         }
+        self.schedule_expiry(&address);
         self.dispatch(now_ms, &address, out);
     }
 
@@ -403,6 +416,71 @@ impl Machine {
     pub fn fire_timers(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         while let Some(timer) = self.timers.pop_due(now_ms) {
             out.push(Action::Route(timer.message));
+        }
+        while self.expiries.first().is_some_and(|(due, _)| *due <= now_ms) {
+            let Some((due, address)) = self.expiries.pop_first() else {
+                break;
+            };
+            // An entry superseded by an earlier one is stale.
+            if self
+                .instances
+                .get(&address)
+                .is_some_and(|instance| instance.expiry_check_ms == due)
+            {
+                self.expire(now_ms, &address);
+            }
+        }
+    }
+
+    /// Drops the expired values of `address`, and the address itself once it holds nothing.
+    fn expire(&mut self, now_ms: u64, address: &Address) {
+        let (Some(instance), Some(info)) = (
+            self.instances.get_mut(address),
+            self.functions.get(&address.function_type),
+        ) else {
+            return;
+        };
+        // Values of an address with a batch in flight are looked at when its reply applies.
+        instance.expiry_check_ms = 0;
+        if instance.in_flight.is_some() {
+            return;
+        }
+        if let Some(next) = purge_expired(now_ms, instance, &info.specs) {
+            instance.expiry_check_ms = next;
+            self.expiries.insert((next, address.clone()));
+        } else if instance.is_idle_and_empty() {
+            self.instances.remove(address);
+        }
+    }
+
+    /// Notes when `address`'s earliest expiring value is due, if it has one.
+    fn schedule_expiry(&mut self, address: &Address) {
+        let (Some(instance), Some(info)) = (
+            self.instances.get_mut(address),
+            self.functions.get(&address.function_type),
+        ) else {
+            return;
+        };
+        if info
+            .specs
+            .iter()
+            .all(|spec| spec.expiration == Expiration::Never)
+        {
+            return;
+        }
+        let next = instance
+            .values
+            .iter()
+            .filter_map(|(name, stored)| {
+                expires_at(&info.specs, name, stored, instance.last_invoke_ms)
+            })
+            .min();
+        // An earlier check is enough: it reschedules when it finds the values still alive.
+        if let Some(next) =
+            next.filter(|next| instance.expiry_check_ms == 0 || *next < instance.expiry_check_ms)
+        {
+            instance.expiry_check_ms = next;
+            self.expiries.insert((next, address.clone()));
         }
     }
 
@@ -864,6 +942,7 @@ impl Machine {
             );
         }
         for address in pending {
+            machine.schedule_expiry(&address);
             machine.dispatch(now_ms, &address, out);
         }
         machine
@@ -931,6 +1010,44 @@ fn value_spec(spec: &PersistedValueSpec) -> Result<ValueSpec, String> {
     })
 }
 
+/// When a stored value expires under `specs`, if ever.
+fn expires_at(
+    specs: &[ValueSpec],
+    name: &str,
+    stored: &StoredValue,
+    last_invoke: u64,
+) -> Option<u64> {
+    match specs
+        .iter()
+        .find(|spec| *spec.name == *name)
+        .map_or(Expiration::Never, |spec| spec.expiration)
+    {
+        Expiration::Never => None,
+        Expiration::AfterWrite(ttl) => Some(stored.written_ms.saturating_add(ttl)),
+        Expiration::AfterInvoke(ttl) => {
+            Some(stored.written_ms.max(last_invoke).saturating_add(ttl))
+        }
+    }
+}
+
+/// Drops the values of `instance` that have expired at `now_ms`; returns when the earliest
+/// remaining one expires.
+fn purge_expired(now_ms: u64, instance: &mut Instance, specs: &[ValueSpec]) -> Option<u64> {
+    let last_invoke = instance.last_invoke_ms;
+    let mut next = None::<u64>;
+    instance.values.retain(
+        |(name, stored)| match expires_at(specs, name, stored, last_invoke) {
+            None => true,
+            Some(at) if at <= now_ms => false,
+            Some(at) => {
+                next = Some(next.map_or(at, |next| next.min(at)));
+                true
+            }
+        },
+    );
+    next
+}
+
 /// Purges expired values, marks the address invoked, and builds the request.
 fn build_request(
     now_ms: u64,
@@ -939,20 +1056,7 @@ fn build_request(
     specs: &[ValueSpec],
     messages: &[Message],
 ) -> ToFunction {
-    let last_invoke = instance.last_invoke_ms;
-    instance.values.retain(|(name, stored)| {
-        let expiration = specs
-            .iter()
-            .find(|spec| *spec.name == **name)
-            .map_or(Expiration::Never, |spec| spec.expiration);
-        match expiration {
-            Expiration::Never => true,
-            Expiration::AfterWrite(ttl) => now_ms < stored.written_ms.saturating_add(ttl),
-            Expiration::AfterInvoke(ttl) => {
-                now_ms < stored.written_ms.max(last_invoke).saturating_add(ttl)
-            }
-        }
-    });
+    purge_expired(now_ms, instance, specs);
     instance.last_invoke_ms = now_ms;
     let state = specs
         .iter()

@@ -770,3 +770,46 @@ fn concurrent_negotiations_of_one_type_both_make_progress() {
     assert_eq!(state_value(&resent_a, "count"), None);
     assert_eq!(arguments(&resent_b), vec![2]);
 }
+
+#[test]
+fn idle_addresses_give_expired_state_back() {
+    let mut m = machine(10);
+    let a = addr("test/f/a");
+    let (first, _) = only_invoke(&deliver(&mut m, 0, msg("test/f/a", 1)));
+    let (second, _) = only_invoke(&complete(
+        &mut m,
+        0,
+        &a,
+        first,
+        incomplete(vec![
+            spec("w", ExpireMode::AfterWrite, 1000),
+            spec("i", ExpireMode::AfterInvoke, 3000),
+        ]),
+    ));
+    complete(
+        &mut m,
+        0,
+        &a,
+        second,
+        reply(InvocationResponse {
+            state_mutations: vec![modify("w", 1), modify("i", 2)],
+            ..Default::default()
+        }),
+    );
+    assert_eq!(m.next_timer(), Some(1000));
+    m.fire_timers(999, &mut Vec::new());
+    assert_eq!(m.state_of(&a).len(), 2);
+    m.fire_timers(1000, &mut Vec::new());
+    assert_eq!(
+        m.state_of(&a),
+        vec![("i".to_string(), BuiltIn::Long(2).to_typed_value())]
+    );
+    // An invocation at 2000 keeps "i" alive until 5000; the check due at 3000 reschedules.
+    run_with_state(&mut m, 2000, "test/f/a", vec![]);
+    m.fire_timers(3000, &mut Vec::new());
+    assert_eq!(m.address_count(), 1);
+    assert_eq!(m.next_timer(), Some(5000));
+    m.fire_timers(5000, &mut Vec::new());
+    assert_eq!(m.address_count(), 0, "the idle address is gone");
+    assert_eq!(m.next_timer(), None);
+}
