@@ -587,9 +587,20 @@ impl Eddy {
         ingress_id: &str,
         egress_file: &str,
     ) -> Eddy {
+        Eddy::start_with_args(dir, module_yaml, ingress_id, egress_file, &[]).await
+    }
+
+    /// [`Eddy::start`] with more `eddy run` flags (e.g. `--drain-timeout 1`).
+    pub async fn start_with_args(
+        dir: &TestDir,
+        module_yaml: &str,
+        ingress_id: &str,
+        egress_file: &str,
+        extra_args: &[&str],
+    ) -> Eddy {
         let module = dir.write("module.yaml", module_yaml);
         let dead_letters_file = dir.join("dead-letters.jsonl");
-        let args = [
+        let mut args = vec![
             "run",
             module.to_str().expect("utf-8 path"),
             "--dead-letters",
@@ -597,6 +608,7 @@ impl Eddy {
             "--workers",
             "2",
         ];
+        args.extend_from_slice(extra_args);
         let mut process = Process::spawn(
             "eddy",
             &eddy_bin(),

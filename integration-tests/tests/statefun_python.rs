@@ -8,7 +8,8 @@
 //! batch once, with the state, and never applied a batch twice.
 
 use eddy_integration_tests::{
-    eddy_cli, msg, typed_msg, wait_until, Eddy, ModuleYaml, PythonApp, TestDir, DEADLINE,
+    eddy_cli, msg, typed_msg, wait_until, wait_until_async, Eddy, ModuleYaml, PythonApp, TestDir,
+    DEADLINE,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -454,5 +455,59 @@ async fn ping_pong_cycle_between_two_function_types() {
         stack.eddy.dead_letters().is_empty(),
         "unexpected dead letters: {:?}",
         stack.eddy.dead_letters()
+    );
+}
+
+/// SIGTERM while functions message each other in a cycle that never ends: eddy stops taking
+/// new input, gives the work in hand the drain timeout, then exits 0 and says what it left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_bounded_during_an_endless_cycle() {
+    let dir = TestDir::new("endless");
+    let app = PythonApp::start(&dir, "statefun_app", &[]).await;
+    let module = ModuleYaml::new()
+        .http_endpoint("e2e/*", &app.url_template(), "10s", "")
+        .http_ingress("e2e/http")
+        .file_egress(EGRESS, "out.jsonl")
+        .render();
+    let mut eddy = Eddy::start_with_args(
+        &dir,
+        &module,
+        "e2e/http",
+        "out.jsonl",
+        &["--drain-timeout", "1"],
+    )
+    .await;
+    let endless: Vec<Value> = (0..4)
+        .map(|n| {
+            typed_msg(
+                &format!("e2e/ping/e{n}"),
+                "e2e/ball",
+                json!({"n": 0, "limit": 1_000_000_000_000u64}),
+            )
+        })
+        .collect();
+    eddy.ingress.send_batch(&endless).await;
+    let ingress = &eddy.ingress;
+    wait_until_async("the endless games to be under way", DEADLINE, || async {
+        let reply = ingress
+            .request("GET", "/v1/stats", &[], Vec::new())
+            .await
+            .ok()?;
+        let stats: Value = serde_json::from_str(&reply.body).ok()?;
+        (stats["invocations"].as_u64()? >= 40).then_some(())
+    })
+    .await;
+    let stopping = Instant::now();
+    let status = eddy.stop().await;
+    let took = stopping.elapsed();
+    assert!(status.success(), "eddy exited with {status}");
+    assert!(
+        took < Duration::from_secs(10),
+        "stopping took {took:?} with a 1 s drain timeout"
+    );
+    assert!(
+        eddy.process.log_text().contains("drain timeout reached"),
+        "no word of the work left behind: {}",
+        eddy.process.log_text()
     );
 }

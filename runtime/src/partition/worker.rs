@@ -77,7 +77,18 @@ impl Worker {
             let next_timer = self.machine.next_timer().map(instant_of);
             let drain_deadline = draining.as_ref().map(|drain| drain.deadline);
             tokio::select! {
+                // Shutdown first: a busy inbox (say, a cycle of functions that never ends)
+                // must not hide the drain request or its deadline.
                 biased;
+                request = &mut self.drain, if draining.is_none() => {
+                    match request {
+                        Ok(request) => draining = Some(request),
+                        Err(_) => break,
+                    }
+                }
+                _ = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => {
+                    break;
+                }
                 event = self.inbox.recv() => {
                     let Some(event) = event else { break };
                     let now = now_ms();
@@ -89,16 +100,7 @@ impl Worker {
                         }
                     }
                 }
-                request = &mut self.drain, if draining.is_none() => {
-                    match request {
-                        Ok(request) => draining = Some(request),
-                        Err(_) => break,
-                    }
-                }
                 _ = sleep_until_opt(next_timer), if next_timer.is_some() => {}
-                _ = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => {
-                    break;
-                }
             }
             let now = now_ms();
             self.machine.fire_timers(now, &mut actions);
