@@ -50,7 +50,7 @@ struct Cli {
     /// Cargo profile whose binaries are run (`release` or `debug`).
     #[arg(long, default_value = "release")]
     profile: String,
-    /// Cargo target directory (default: $CARGO_TARGET_DIR, else <workspace>/target).
+    /// Cargo target directory (default: $CARGO_TARGET_DIR, else `<workspace>/target`).
     #[arg(long)]
     target_dir: Option<PathBuf>,
     /// Messages per run (N).
