@@ -22,6 +22,7 @@ import sys
 import traceback
 
 from aiohttp import web
+from serving import serve_forever
 from statefun import (
     Context,
     IntType,
@@ -99,23 +100,12 @@ def make_app(slow_seconds: float) -> web.Application:
     return app
 
 
-async def serve_forever(app: web.Application, port: int):
-    """Listens on 127.0.0.1:port (0 = any free port) and prints the port actually bound."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    print(f"faulty_app: serving on 127.0.0.1:{bound}", file=sys.stderr, flush=True)
-    await asyncio.Event().wait()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0 (the default) picks a free port")
     parser.add_argument("--slow-seconds", type=float, default=60.0)
     args = parser.parse_args()
-    asyncio.run(serve_forever(make_app(args.slow_seconds), args.port))
+    asyncio.run(serve_forever(make_app(args.slow_seconds), args.port, "faulty_app"))
 
 
 if __name__ == "__main__":

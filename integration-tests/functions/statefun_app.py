@@ -20,6 +20,7 @@ import traceback
 from datetime import timedelta
 
 from aiohttp import web
+from serving import serve_forever
 from statefun import (
     BoolType,
     Context,
@@ -215,24 +216,13 @@ async def serve(request: web.Request) -> web.Response:
     return web.Response(body=reply, content_type="application/octet-stream")
 
 
-async def serve_forever(app: web.Application, port: int):
-    """Listens on 127.0.0.1:port (0 = any free port) and prints the port actually bound."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    print(f"statefun_app: serving on 127.0.0.1:{bound}", file=sys.stderr, flush=True)
-    await asyncio.Event().wait()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0 (the default) picks a free port")
     args = parser.parse_args()
     app = web.Application()
     app.router.add_post("/{tail:.*}", serve)
-    asyncio.run(serve_forever(app, args.port))
+    asyncio.run(serve_forever(app, args.port, "statefun_app"))
 
 
 if __name__ == "__main__":

@@ -548,22 +548,15 @@ impl Machine {
                 }
             }
         }
-        let batch_id = self.next_batch_id;
-        self.next_batch_id += 1;
-        self.stats.invocations += 1;
-        let request = build_request(now_ms, address, instance, &info.specs, &messages);
-        instance.in_flight = Some(Box::new(InFlight {
-            batch_id,
+        out.push(begin_invocation(
+            now_ms,
+            (&mut self.next_batch_id, &mut self.stats),
+            address,
+            instance,
+            info,
             messages,
-            negotiation_rounds: 0,
-            specs_generation: info.specs_generation,
-        }));
-        out.push(Action::Invoke {
-            endpoint: info.endpoint,
-            address: address.clone(),
-            batch_id,
-            request,
-        });
+            0,
+        ));
     }
 
     fn fail(
@@ -822,22 +815,15 @@ impl Machine {
         ) else {
             return;
         };
-        let batch_id = self.next_batch_id;
-        self.next_batch_id += 1;
-        self.stats.invocations += 1;
-        let request = build_request(now_ms, address, instance, &info.specs, &in_flight.messages);
-        instance.in_flight = Some(Box::new(InFlight {
-            batch_id,
-            messages: in_flight.messages,
-            negotiation_rounds: rounds,
-            specs_generation: info.specs_generation,
-        }));
-        out.push(Action::Invoke {
-            endpoint: info.endpoint,
-            address: address.clone(),
-            batch_id,
-            request,
-        });
+        out.push(begin_invocation(
+            now_ms,
+            (&mut self.next_batch_id, &mut self.stats),
+            address,
+            instance,
+            info,
+            in_flight.messages,
+            rounds,
+        ));
     }
 
     /// A plain-data copy of everything this machine holds. In-flight batches are recorded as
@@ -1046,6 +1032,36 @@ fn purge_expired(now_ms: u64, instance: &mut Instance, specs: &[ValueSpec]) -> O
         },
     );
     next
+}
+
+/// Records `messages` as the in-flight batch of `address` and returns the action that sends
+/// them. `counters` are the machine's next batch id and stats.
+fn begin_invocation(
+    now_ms: u64,
+    counters: (&mut u64, &mut Stats),
+    address: &Address,
+    instance: &mut Instance,
+    info: &FunctionInfo,
+    messages: Vec<Message>,
+    negotiation_rounds: u32,
+) -> Action {
+    let (next_batch_id, stats) = counters;
+    let batch_id = *next_batch_id;
+    *next_batch_id += 1;
+    stats.invocations += 1;
+    let request = build_request(now_ms, address, instance, &info.specs, &messages);
+    instance.in_flight = Some(Box::new(InFlight {
+        batch_id,
+        messages,
+        negotiation_rounds,
+        specs_generation: info.specs_generation,
+    }));
+    Action::Invoke {
+        endpoint: info.endpoint,
+        address: address.clone(),
+        batch_id,
+        request,
+    }
 }
 
 /// Purges expired values, marks the address invoked, and builds the request.
