@@ -1,0 +1,1 @@
+//! The reminder sample (under construction).
