@@ -37,10 +37,12 @@ pub enum Error {
     /// TLS material could not be loaded or used.
     #[error("tls: {0}")]
     Tls(String),
-    /// An invocation of a remote function failed after its retries.
+    /// An invocation of a function failed after its retries.
     #[error("invocation of {target} at {url} failed after {attempts} attempt(s): {reason}")]
     Invocation {
         target: String,
+        /// Where the call went: the URL (http), `lambda function NAME[:QUALIFIER] [via URL]`,
+        /// or `embedded`.
         url: String,
         attempts: u32,
         reason: String,

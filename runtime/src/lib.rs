@@ -12,17 +12,23 @@
 //! 3. The worker's [`partition::machine`] queues it in the address's mailbox; when the address
 //!    has nothing in flight it emits an `Invoke` action with the batch and the state.
 //! 4. The worker's event loop ([`partition::worker`]) hands the batch to the [`invoker`], which
-//!    calls the function over HTTP (retries, timeouts, TLS) and returns the reply as an event.
+//!    calls the function over HTTP (retries, timeouts, TLS), on AWS Lambda (`Invoke`, the
+//!    same retry loop, throttling as backpressure, batches split under the 6 MB limit) or
+//!    in-process (`eddy-sdk` functions linked into the binary), and returns the reply as an
+//!    event.
 //! 5. The machine applies the reply in order — outgoing messages (back to step 2), delayed
 //!    messages ([`partition::machine`] timers), egress records ([`egress`]), state mutations —
 //!    then sends the next queued batch. Failed batches go to [`deadletter`].
 //!
 //! Other modules: [`spec`] reads `module.yaml`; [`catalog`] maps function types to endpoints;
 //! [`jsonl`] is the JSON-lines form of messages shared by file ingress, egress and dead
-//! letters; [`runtime`] assembles everything (`Options` → `build()` → `run()` + `Handle`).
+//! letters; [`runtime`] assembles everything (`Options` → `build()` → `run()` + `Handle`);
+//! [`cli`] is the `eddy` command line as a function, so that a program can link its own
+//! functions in (`eddy_runtime::cli::main_with(Some(functions))`).
 
 pub mod address;
 pub mod catalog;
+pub mod cli;
 pub mod client;
 pub mod deadletter;
 pub mod egress;

@@ -1,8 +1,9 @@
 //! Assembly of the runtime: [`Options`] → [`Options::build`] → [`Runtime::run`], plus a cheap
 //! [`Handle`] to send messages from the embedding program.
 //!
-//! `build` checks the module for kinds that cannot run yet, opens the dead-letter file, starts
-//! the egress writers, builds one transport per endpoint, creates the partition workers and
+//! `build` checks the module for kinds that cannot run yet and its embedded endpoints against
+//! the linked-in functions, opens the dead-letter file, starts the egress writers, builds one
+//! transport per endpoint (HTTP, Lambda, embedded), creates the partition workers and
 //! binds the ingresses — so every configuration problem surfaces before `run`. `run` works
 //! until its shutdown future resolves, then stops the ingresses, lets the workers finish the
 //! work in hand (bounded by the drain timeout) and flushes egresses and dead letters.
@@ -11,7 +12,7 @@ use crate::catalog::Catalog;
 use crate::deadletter::DeadLetters;
 use crate::egress::Egresses;
 use crate::ingress::Ingresses;
-use crate::invoker::Invoker;
+use crate::invoker::{embedded, Invoker, InvokerSetup};
 use crate::message::Message;
 use crate::metrics::{Metrics, Totals};
 use crate::partition::machine::{Machine, MachineConfig};
@@ -40,6 +41,9 @@ pub struct Options {
     pub workers: Option<usize>,
     /// Longest wait at shutdown for queued and in-flight work to finish.
     pub drain_timeout: Duration,
+    /// The `eddy-sdk` functions linked into this binary, served by the module's
+    /// `io.eddy.endpoints.v1/embedded` endpoints.
+    pub embedded: Option<eddy_sdk::Functions>,
 }
 
 impl Options {
@@ -50,6 +54,7 @@ impl Options {
             dead_letters: None,
             workers: None,
             drain_timeout: Duration::from_secs(30),
+            embedded: None,
         }
     }
 
@@ -57,6 +62,7 @@ impl Options {
     pub async fn build(self) -> Result<Runtime> {
         let module = self.module;
         reject_unsupported(&module)?;
+        embedded::check_selectors(&module, self.embedded.as_ref())?;
         let workers = self
             .workers
             .or(module.runtime.workers)
@@ -71,7 +77,19 @@ impl Options {
         let dead_letters = Arc::new(DeadLetters::open(&dead_letter_path)?);
         let egresses = Arc::new(Egresses::start(&module.egresses)?);
         let catalog = Arc::new(Catalog::new(module.endpoints.clone()));
-        let invoker = Arc::new(Invoker::new(&catalog)?);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let invoker = Arc::new(
+            Invoker::new(
+                &catalog,
+                InvokerSetup {
+                    module_path: module.path.clone(),
+                    embedded: self.embedded,
+                    shutdown: Some(shutdown_rx.clone()),
+                    aws: None,
+                },
+            )
+            .await?,
+        );
         let egress_ids: Arc<HashSet<String>> = Arc::new(
             module
                 .egresses
@@ -113,7 +131,6 @@ impl Options {
             ));
         }
 
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let ingresses = Ingresses::start(
             &module.ingresses,
             router.clone(),

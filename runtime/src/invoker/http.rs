@@ -23,17 +23,18 @@
 //!   and `read` also bounds each wait for more bytes of the reply body. A timed-out attempt is
 //!   retried.
 //!
-//! Retries (at most `max_attempts` attempts, exponential backoff with jitter from `backon`,
-//! `initial_backoff` doubling up to `max_backoff`): transport errors (connect, TLS, reset),
+//! Retries (the call loop shared with the Lambda transport, `invoker/call.rs`: at most
+//! `max_attempts` attempts, exponential backoff with jitter from `backon`, `initial_backoff`
+//! doubling up to `max_backoff`): transport errors (connect, TLS, reset),
 //! timed-out attempts, HTTP 408, 429 and 5xx, and bad replies (wrong content type, oversize,
 //! not a `FromFunction`). Any other status fails the call at once. The final failure is an
 //! [`Error::Invocation`] whose reason is fit for a dead-letter record.
 
 use crate::address::Address;
+use crate::invoker::call::{self, Failure, Policy};
 use crate::invoker::tls;
 use crate::spec::{HttpTarget, TransportSpec};
 use crate::{Error, Result};
-use backon::{BackoffBuilder as _, ExponentialBuilder};
 use bytes::{Bytes, BytesMut};
 use eddy_protocol::{FromFunction, Message as _};
 use http::header::{
@@ -49,7 +50,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::io::Read as _;
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::timeout;
 
 /// The only content type of requests and replies.
 const OCTET_STREAM: &str = "application/octet-stream";
@@ -68,38 +69,6 @@ pub struct HttpTransport {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// One permit per call in flight (`pool_size`).
     permits: Semaphore,
-}
-
-/// Why one attempt failed.
-struct Failure {
-    /// Whether another attempt may succeed.
-    retry: bool,
-    reason: String,
-    /// The HTTP status, when a response head arrived.
-    status: Option<StatusCode>,
-}
-
-impl Failure {
-    fn retry(reason: impl Into<String>) -> Failure {
-        Failure {
-            retry: true,
-            reason: reason.into(),
-            status: None,
-        }
-    }
-
-    fn fatal(reason: impl Into<String>) -> Failure {
-        Failure {
-            retry: false,
-            reason: reason.into(),
-            status: None,
-        }
-    }
-
-    fn with_status(mut self, status: StatusCode) -> Failure {
-        self.status = Some(status);
-        self
-    }
 }
 
 impl HttpTransport {
@@ -137,114 +106,31 @@ impl HttpTransport {
 
     /// POSTs `body` (an encoded `ToFunction`) for `target` and decodes the reply.
     ///
-    /// Retries inside the `call` budget as described in the module docs; the final failure is
-    /// an [`Error::Invocation`].
+    /// Retries inside the `call` budget as described in the module docs (the loop is
+    /// `invoker/call.rs`); the final failure is an [`Error::Invocation`].
     pub async fn invoke(&self, target: &Address, body: Bytes) -> Result<FromFunction> {
         let transport = &self.target.transport;
         let url = self.target.url_for(&target.function_type);
-        let call = transport.call;
-        let started = Instant::now();
-        let deadline = started
-            .checked_add(call)
-            .unwrap_or_else(|| started + Duration::from_secs(10 * 365 * 24 * 3600));
-        let fail = |attempts: u32, reason: String| {
-            tracing::warn!(
-                target = %target,
-                url = %url,
-                attempts,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                reason = %reason,
-                "invocation failed"
-            );
-            Error::Invocation {
-                target: target.to_string(),
-                url: url.clone(),
-                attempts,
-                reason,
-            }
-        };
-
         let uri = match parse_url(&url) {
             Ok(uri) => uri,
-            Err(reason) => return Err(fail(0, reason)),
-        };
-        let _permit = match timeout_at(deadline, self.permits.acquire()).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_closed)) => return Err(fail(0, "the transport is closed".into())),
-            Err(_elapsed) => {
-                return Err(fail(
-                    0,
-                    format!(
-                        "timed out after {call:?} (call budget) waiting for one of the {} call \
-                         slots of the endpoint (pool_size)",
-                        transport.pool_size
-                    ),
-                ))
+            Err(reason) => {
+                tracing::warn!(target = %target, url = %url, reason = %reason, "invocation failed");
+                return Err(Error::Invocation {
+                    target: target.to_string(),
+                    url,
+                    attempts: 0,
+                    reason,
+                });
             }
         };
-
-        let retry = &transport.retry;
-        let mut backoffs = ExponentialBuilder::default()
-            .with_min_delay(retry.initial_backoff)
-            .with_max_delay(retry.max_backoff)
-            .with_factor(2.0)
-            .with_jitter()
-            .with_max_times(retry.max_attempts.saturating_sub(1) as usize)
-            .build();
-        let mut attempt: u32 = 0;
-        let mut previous: Option<String> = None;
-        loop {
-            attempt += 1;
-            tracing::debug!(target = %target, url = %url, attempt, "invoking function");
-            let failure = match timeout_at(deadline, self.attempt(&uri, body.clone())).await {
-                Ok(Ok(reply)) => {
-                    tracing::debug!(
-                        target = %target,
-                        url = %url,
-                        attempt,
-                        status = 200u16,
-                        "function replied"
-                    );
-                    return Ok(reply);
-                }
-                Ok(Err(failure)) => failure,
-                Err(_elapsed) => {
-                    let mut reason = format!("timed out after {call:?} (call budget)");
-                    if let Some(previous) = previous {
-                        reason.push_str("; previous attempt: ");
-                        reason.push_str(&previous);
-                    }
-                    return Err(fail(attempt, reason));
-                }
-            };
-            tracing::debug!(
-                target = %target,
-                url = %url,
-                attempt,
-                status = failure.status.map(|status| status.as_u16()),
-                retry = failure.retry,
-                reason = %failure.reason,
-                "attempt failed"
-            );
-            if !failure.retry {
-                return Err(fail(attempt, failure.reason));
-            }
-            let Some(delay) = backoffs.next() else {
-                return Err(fail(attempt, failure.reason));
-            };
-            let wake = Instant::now() + delay;
-            if wake >= deadline {
-                return Err(fail(
-                    attempt,
-                    format!(
-                        "{}; the call budget of {call:?} leaves no time for another attempt",
-                        failure.reason
-                    ),
-                ));
-            }
-            tokio::time::sleep_until(wake).await;
-            previous = Some(failure.reason);
-        }
+        let policy = Policy {
+            call: transport.call,
+            retry: &transport.retry,
+            permits: &self.permits,
+            limit: (transport.pool_size, "pool_size"),
+            shutdown: None,
+        };
+        call::call(policy, target, &url, || self.attempt(&uri, body.clone())).await
     }
 
     /// One attempt: send the request, check and decode the reply.
@@ -284,9 +170,9 @@ impl HttpTransport {
             } else {
                 Failure::fatal(reason)
             };
-            return Err(failure.with_status(status));
+            return Err(failure.with_status(status.as_u16()));
         }
-        let status_failure = |reason: String| Failure::retry(reason).with_status(status);
+        let status_failure = |reason: String| Failure::retry(reason).with_status(status.as_u16());
 
         if let Some(content_type) = head.headers.get(CONTENT_TYPE) {
             let text = String::from_utf8_lossy(content_type.as_bytes());
@@ -384,7 +270,7 @@ fn head_timeout(transport: &TransportSpec) -> Option<Duration> {
 }
 
 /// Statuses worth another attempt: 408, 429 and 5xx.
-fn retryable_status(status: StatusCode) -> bool {
+pub(super) fn retryable_status(status: StatusCode) -> bool {
     status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
         || status.is_server_error()
@@ -498,7 +384,7 @@ async fn error_snippet(headers: &HeaderMap, body: Incoming, read: Option<Duratio
 }
 
 /// At most [`SNIPPET_BYTES`] of `bytes` as text on one line.
-fn snippet(bytes: &[u8]) -> String {
+pub(super) fn snippet(bytes: &[u8]) -> String {
     let cut = bytes.len().min(SNIPPET_BYTES);
     // Text stays readable; anything else is escaped (`\xff`) rather than turned into U+FFFD.
     let valid = match std::str::from_utf8(&bytes[..cut]) {
@@ -524,7 +410,7 @@ fn snippet(bytes: &[u8]) -> String {
 }
 
 /// The first bytes of a payload in hex, for "not a protobuf" reasons.
-fn hex_prefix(bytes: &[u8]) -> String {
+pub(super) fn hex_prefix(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return "empty".into();
     }
@@ -591,7 +477,7 @@ fn is_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// An error and its causes, joined by `: `.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![error.to_string()];
     let mut source = error.source();
     while let Some(cause) = source {

@@ -8,6 +8,8 @@
 //!
 //! Kinds read here (see `docs/module-yaml.md` for every field):
 //! - `io.statefun.endpoints.v2/http` and `io.statefun.endpoints.v1/http`: remote HTTP functions.
+//! - Eddy's endpoints: `io.eddy.endpoints.v1/lambda` (AWS Lambda `Invoke`) and
+//!   `io.eddy.endpoints.v1/embedded` (`eddy-sdk` functions linked into the binary).
 //! - `io.statefun.kafka.v1/ingress|egress`, `io.statefun.kinesis.v1/ingress|egress`: parsed and
 //!   validated; their connectors come later, so `eddy run` rejects them with a clear message.
 //! - Eddy's own: `io.eddy.http.v1/ingress`, `io.eddy.file.v1/ingress`,
@@ -79,6 +81,82 @@ pub struct EndpointSpec {
 pub enum EndpointTarget {
     /// Remote function over HTTP(S).
     Http(HttpTarget),
+    /// AWS Lambda function, called with `Invoke` (`io.eddy.endpoints.v1/lambda`).
+    Lambda(LambdaTarget),
+    /// `eddy-sdk` functions linked into the running binary (`io.eddy.endpoints.v1/embedded`).
+    Embedded,
+}
+
+impl EndpointTarget {
+    /// A short description for logs and summaries: the URL template, the Lambda function or
+    /// `embedded`.
+    pub fn describe(&self) -> String {
+        match self {
+            EndpointTarget::Http(target) => target.url_path_template.clone(),
+            EndpointTarget::Lambda(target) => {
+                let mut text = format!("lambda {}", target.function_name);
+                if let Some(qualifier) = &target.qualifier {
+                    text.push(':');
+                    text.push_str(qualifier);
+                }
+                if let Some(url) = &target.endpoint_url {
+                    text.push_str(" at ");
+                    text.push_str(url);
+                }
+                text
+            }
+            EndpointTarget::Embedded => "embedded".to_string(),
+        }
+    }
+}
+
+/// Default `maxConcurrency` of a Lambda endpoint.
+pub const DEFAULT_LAMBDA_MAX_CONCURRENCY: usize = 100;
+
+/// An AWS Lambda endpoint (`io.eddy.endpoints.v1/lambda`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LambdaTarget {
+    /// Function name, partial ARN or ARN; `{function.name}` is replaced by the function type's
+    /// name (`functionName`).
+    pub function_name: String,
+    /// Version or alias (`qualifier`).
+    pub qualifier: Option<String>,
+    /// AWS region (`region`); `None`: from the AWS chain (`AWS_REGION`, profile).
+    pub region: Option<String>,
+    /// Endpoint override, e.g. a local emulator (`endpointUrl`).
+    pub endpoint_url: Option<String>,
+    /// Most invocations in flight to this endpoint (`maxConcurrency`, default 100).
+    pub max_concurrency: usize,
+    /// Budget of one invocation, retries included (`timeouts.call`, default 1 min).
+    pub call: Duration,
+    /// TCP+TLS connect timeout (`timeouts.connect`, default 10 s).
+    pub connect: Duration,
+    /// Longest wait for the reply of one attempt (`timeouts.read`, default: bounded by `call`).
+    pub read: Option<Duration>,
+    pub retry: RetrySpec,
+}
+
+impl LambdaTarget {
+    /// A target for `function_name` with every optional setting at its default.
+    pub fn new(function_name: impl Into<String>) -> LambdaTarget {
+        LambdaTarget {
+            function_name: function_name.into(),
+            qualifier: None,
+            region: None,
+            endpoint_url: None,
+            max_concurrency: DEFAULT_LAMBDA_MAX_CONCURRENCY,
+            call: Duration::from_secs(60),
+            connect: Duration::from_secs(10),
+            read: None,
+            retry: RetrySpec::default(),
+        }
+    }
+
+    /// The Lambda function name for one function type.
+    pub fn function_name_for(&self, function_type: &FunctionType) -> String {
+        self.function_name
+            .replace("{function.name}", function_type.name())
+    }
 }
 
 /// A remote HTTP endpoint.

@@ -16,8 +16,8 @@ use super::duration::parse_duration;
 use super::{
     AwsCredentialsSpec, EgressSpec, EndpointSpec, EndpointTarget, FileIngressSpec,
     FunctionSelector, HttpIngressSpec, HttpTarget, IngressSpec, KafkaEgressSpec, KafkaIngressSpec,
-    KinesisEgressSpec, KinesisIngressSpec, ModuleSpec, RetrySpec, RoutedSource, StartupPosition,
-    TlsSpec, TransportSpec,
+    KinesisEgressSpec, KinesisIngressSpec, LambdaTarget, ModuleSpec, RetrySpec, RoutedSource,
+    StartupPosition, TlsSpec, TransportSpec,
 };
 use crate::address::FunctionType;
 use crate::{Error, Result};
@@ -32,6 +32,10 @@ use std::time::Duration;
 pub const KIND_ENDPOINT_V2: &str = "io.statefun.endpoints.v2/http";
 /// StateFun 3.0 remote HTTP endpoint (timeouts directly under `spec`).
 pub const KIND_ENDPOINT_V1: &str = "io.statefun.endpoints.v1/http";
+/// Eddy's AWS Lambda endpoint.
+pub const KIND_LAMBDA_ENDPOINT: &str = "io.eddy.endpoints.v1/lambda";
+/// Eddy's embedded endpoint: `eddy-sdk` functions linked into the binary.
+pub const KIND_EMBEDDED_ENDPOINT: &str = "io.eddy.endpoints.v1/embedded";
 /// StateFun Kafka ingress (validated; not runnable yet).
 pub const KIND_KAFKA_INGRESS: &str = "io.statefun.kafka.v1/ingress";
 /// StateFun Kafka egress (validated; not runnable yet).
@@ -52,9 +56,11 @@ pub const KIND_FILE_EGRESS: &str = "io.eddy.file.v1/egress";
 pub const KIND_RUNTIME_CONFIG: &str = "io.eddy.runtime.v1/config";
 
 /// Every kind this parser reads.
-pub const SUPPORTED_KINDS: [&str; 11] = [
+pub const SUPPORTED_KINDS: [&str; 13] = [
     KIND_ENDPOINT_V2,
     KIND_ENDPOINT_V1,
+    KIND_LAMBDA_ENDPOINT,
+    KIND_EMBEDDED_ENDPOINT,
     KIND_KAFKA_INGRESS,
     KIND_KAFKA_EGRESS,
     KIND_KINESIS_INGRESS,
@@ -553,8 +559,12 @@ fn parse_document(
         &format!("every document needs a `spec` mapping with the settings of its kind ({kind})"),
     )?;
     match kind {
-        KIND_ENDPOINT_V2 | KIND_ENDPOINT_V1 => {
-            let endpoint = parse_endpoint(&spec, kind == KIND_ENDPOINT_V2)?;
+        KIND_ENDPOINT_V2 | KIND_ENDPOINT_V1 | KIND_LAMBDA_ENDPOINT | KIND_EMBEDDED_ENDPOINT => {
+            let endpoint = match kind {
+                KIND_LAMBDA_ENDPOINT => parse_lambda_endpoint(&spec)?,
+                KIND_EMBEDDED_ENDPOINT => parse_embedded_endpoint(&spec)?,
+                _ => parse_endpoint(&spec, kind == KIND_ENDPOINT_V2)?,
+            };
             let selector = endpoint.functions.to_string();
             if let Some(first) = seen.selectors.insert(selector.clone(), ctx.document) {
                 return Err(spec.error(
@@ -562,7 +572,8 @@ fn parse_document(
                     format!(
                         "`{selector}` is already served by the endpoint of document {first} \
                          (and again here in document {}); each function selector may appear \
-                         in one endpoint only: remove one of them",
+                         in one endpoint only, whatever its kind (http, lambda, embedded): \
+                         remove one of them",
                         ctx.document
                     ),
                 ));
@@ -724,6 +735,283 @@ fn parse_endpoint(spec: &Map<'_>, v2: bool) -> Result<EndpointSpec> {
             url_path_template: url_path_template.to_string(),
             transport,
         }),
+    })
+}
+
+const FUNCTION_NAME_HINT: &str = "give the Lambda function's name (e.g. `reminder`), partial ARN \
+    (`123456789012:function:reminder`) or ARN (`arn:aws:lambda:us-east-1:123456789012:function:\
+    reminder`); `{function.name}` stands for the function type's name";
+
+/// `io.eddy.endpoints.v1/lambda`.
+fn parse_lambda_endpoint(spec: &Map<'_>) -> Result<EndpointSpec> {
+    spec.deny_unknown(&[
+        "functions",
+        "functionName",
+        "qualifier",
+        "region",
+        "endpointUrl",
+        "maxNumBatchRequests",
+        "maxConcurrency",
+        "timeouts",
+        "retries",
+    ])?;
+    let functions_text = spec.req_str("functions", SELECTOR_HINT)?;
+    let functions =
+        parse_selector(functions_text).map_err(|message| spec.error("functions", message))?;
+    let function_name = spec.req_str("functionName", FUNCTION_NAME_HINT)?;
+    let qualifier = spec.non_empty_str("qualifier", QUALIFIER_HINT)?;
+    let embedded_qualifier = check_function_name(function_name)
+        .map_err(|message| spec.error("functionName", message))?;
+    if let Some(qualifier) = qualifier {
+        check_qualifier(qualifier).map_err(|message| spec.error("qualifier", message))?;
+        if let Some(embedded) = embedded_qualifier {
+            return Err(spec.error(
+                "qualifier",
+                format!(
+                    "functionName {function_name:?} already ends with the qualifier \
+                     `{embedded}`; give the qualifier once: drop `:{embedded}` from \
+                     functionName or remove `qualifier`"
+                ),
+            ));
+        }
+    }
+    if matches!(functions, FunctionSelector::Namespace(_))
+        && !function_name.contains("{function.name}")
+    {
+        tracing::warn!(
+            file = %spec.ctx.file.display(),
+            document = spec.ctx.document,
+            functions = %functions,
+            function_name,
+            "namespace lambda endpoint has no {{function.name}} in functionName: every function type goes to the same lambda function"
+        );
+    }
+    let region = spec.non_empty_str(
+        "region",
+        "give an AWS region such as `us-east-1`, or leave `region` out to take it from the AWS \
+         chain (AWS_REGION, the profile)",
+    )?;
+    if let Some(region) = region {
+        check_region(region).map_err(|message| spec.error("region", message))?;
+    }
+    let endpoint_url = spec.non_empty_str(
+        "endpointUrl",
+        "give the URL of a Lambda API emulator, e.g. `http://127.0.0.1:9000`, or leave \
+         `endpointUrl` out for AWS",
+    )?;
+    if let Some(url) = endpoint_url {
+        check_endpoint_url(url).map_err(|message| spec.error("endpointUrl", message))?;
+    }
+    let max_num_batch_requests = spec
+        .positive_usize("maxNumBatchRequests", "1000")?
+        .unwrap_or(DEFAULT_MAX_NUM_BATCH_REQUESTS);
+    let mut target = LambdaTarget::new(function_name);
+    target.qualifier = qualifier.map(str::to_string);
+    target.region = region.map(str::to_string);
+    target.endpoint_url = endpoint_url.map(|url| url.trim_end_matches('/').to_string());
+    if let Some(max_concurrency) = spec.positive_usize("maxConcurrency", "100")? {
+        target.max_concurrency = max_concurrency;
+    }
+    if let Some(map) = spec.map("timeouts", "a mapping of timeouts (call, connect, read)")? {
+        map.deny_unknown(&["call", "connect", "read"])?;
+        if let Some(call) = map.duration("call", false)? {
+            target.call = call;
+        }
+        if let Some(connect) = map.duration("connect", false)? {
+            target.connect = connect;
+        }
+        target.read = map.duration("read", false)?;
+        check_durations_within_call(
+            &map,
+            target.call,
+            &[("connect", Some(target.connect)), ("read", target.read)],
+        )?;
+    }
+    if let Some(map) = spec.map(
+        "retries",
+        "a mapping (maxAttempts, initialBackoff, maxBackoff)",
+    )? {
+        target.retry = parse_retries(&map)?;
+    }
+    Ok(EndpointSpec {
+        document: spec.ctx.document,
+        functions,
+        max_num_batch_requests,
+        target: EndpointTarget::Lambda(target),
+    })
+}
+
+const QUALIFIER_HINT: &str =
+    "give a published version (e.g. `3`), an alias (e.g. `live`) or `$LATEST`";
+
+/// A Lambda function name, partial ARN or ARN (with `{function.name}` placeholders); returns
+/// the qualifier it ends with, if any.
+fn check_function_name(text: &str) -> Result<Option<String>, String> {
+    if text.chars().any(char::is_whitespace) {
+        return Err(format!("{text:?} contains spaces; {FUNCTION_NAME_HINT}"));
+    }
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open..];
+        let placeholder = after.find('}').map(|close| &after[..=close]);
+        if placeholder != Some("{function.name}") {
+            return Err(format!(
+                "{text:?} has an unknown placeholder or a `{{` without `}}`; the only \
+                 placeholder is {{function.name}} (the name part of the function type)"
+            ));
+        }
+        rest = &after["{function.name}".len()..];
+    }
+    let concrete = text.replace("{function.name}", "name");
+    if concrete.contains(['{', '}']) {
+        return Err(format!(
+            "{text:?} has a `}}` without an opening `{{`; the only placeholder is \
+             {{function.name}}"
+        ));
+    }
+    let parts: Vec<&str> = concrete.split(':').collect();
+    let (name, qualifier) = match parts.as_slice() {
+        [name] => (*name, None),
+        [name, qualifier] => (*name, Some(*qualifier)),
+        [account, "function", name] => {
+            check_account(account, text)?;
+            (*name, None)
+        }
+        [account, "function", name, qualifier] => {
+            check_account(account, text)?;
+            (*name, Some(*qualifier))
+        }
+        ["arn", partition, "lambda", region, account, "function", name, rest @ ..]
+            if rest.len() <= 1 =>
+        {
+            if !partition.starts_with("aws") {
+                return Err(format!(
+                    "{text:?}: the ARN partition `{partition}` is not an AWS partition (`aws`, \
+                     `aws-cn`, `aws-us-gov`); {FUNCTION_NAME_HINT}"
+                ));
+            }
+            check_region(region).map_err(|message| format!("{text:?}: {message}"))?;
+            check_account(account, text)?;
+            (*name, rest.first().copied())
+        }
+        _ => {
+            return Err(format!(
+                "{text:?} is not a Lambda function name, partial ARN or ARN; \
+                 {FUNCTION_NAME_HINT}"
+            ))
+        }
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !name_ok {
+        return Err(format!(
+            "{text:?}: the function name part `{name}` may only hold letters, digits, `-`, `_` \
+             and `.`; {FUNCTION_NAME_HINT}"
+        ));
+    }
+    if !text.contains("{function.name}") && name.len() > 64 {
+        return Err(format!(
+            "{text:?}: the function name part is {} characters long, Lambda allows 64",
+            name.len()
+        ));
+    }
+    if let Some(qualifier) = qualifier {
+        check_qualifier(qualifier).map_err(|message| format!("{text:?}: {message}"))?;
+    }
+    Ok(qualifier.map(str::to_string))
+}
+
+fn check_account(account: &str, text: &str) -> Result<(), String> {
+    if account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{text:?}: `{account}` is not a 12-digit AWS account id; {FUNCTION_NAME_HINT}"
+        ))
+    }
+}
+
+/// A Lambda version, alias or `$LATEST`.
+fn check_qualifier(text: &str) -> Result<(), String> {
+    let valid = text == "$LATEST"
+        || (!text.is_empty()
+            && text.len() <= 128
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{text:?} is not a Lambda version or alias (letters, digits, `-`, `_`, at most 128 \
+             characters); {QUALIFIER_HINT}"
+        ))
+    }
+}
+
+/// An AWS region name such as `us-east-1`.
+fn check_region(text: &str) -> Result<(), String> {
+    let valid = text.contains('-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{text:?} is not an AWS region name; write e.g. `us-east-1` or `eu-west-3`"
+        ))
+    }
+}
+
+/// `http://` or `https://` URL of a Lambda API (emulator), without placeholders.
+fn check_endpoint_url(url: &str) -> Result<(), String> {
+    let example = "e.g. `http://127.0.0.1:9000` (a local emulator such as `cargo lambda watch`)";
+    if url.chars().any(char::is_whitespace) {
+        return Err(format!("{url:?} contains spaces; {example}"));
+    }
+    if url.contains(['{', '}']) {
+        return Err(format!(
+            "{url:?}: endpointUrl takes no placeholders (the function goes in functionName); \
+             {example}"
+        ));
+    }
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err(format!(
+            "{url:?} is not an http:// or https:// URL; {example}"
+        ));
+    }
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|error| format!("{url:?} is not a valid URL ({error}); {example}"))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host; {example}"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("{url:?} has a query string; {example}"));
+    }
+    Ok(())
+}
+
+/// `io.eddy.endpoints.v1/embedded`.
+fn parse_embedded_endpoint(spec: &Map<'_>) -> Result<EndpointSpec> {
+    spec.deny_unknown(&["functions", "maxNumBatchRequests"])?;
+    let functions_text = spec.req_str("functions", SELECTOR_HINT)?;
+    let functions =
+        parse_selector(functions_text).map_err(|message| spec.error("functions", message))?;
+    let max_num_batch_requests = spec
+        .positive_usize("maxNumBatchRequests", "1000")?
+        .unwrap_or(DEFAULT_MAX_NUM_BATCH_REQUESTS);
+    Ok(EndpointSpec {
+        document: spec.ctx.document,
+        functions,
+        max_num_batch_requests,
+        target: EndpointTarget::Embedded,
     })
 }
 
@@ -922,25 +1210,37 @@ fn parse_timeouts(map: &Map<'_>, transport: &mut TransportSpec) -> Result<()> {
 
 /// Each of `keys` (given in `map`) must not exceed the call budget.
 fn check_within_call(map: &Map<'_>, transport: &TransportSpec, keys: &[&str]) -> Result<()> {
+    let values: Vec<(&str, Option<Duration>)> = keys
+        .iter()
+        .map(|key| {
+            let value = match *key {
+                "connect" => Some(transport.connect),
+                "read" => transport.read,
+                "write" => transport.write,
+                _ => None,
+            };
+            (*key, value)
+        })
+        .collect();
+    check_durations_within_call(map, transport.call, &values)
+}
+
+/// Each named duration (checked only when given in `map`) must not exceed `call`.
+fn check_durations_within_call(
+    map: &Map<'_>,
+    call: Duration,
+    values: &[(&str, Option<Duration>)],
+) -> Result<()> {
     let call_text = if map.has("call") {
-        super::duration::format_duration(transport.call)
+        super::duration::format_duration(call)
     } else {
-        format!(
-            "{}, the default",
-            super::duration::format_duration(transport.call)
-        )
+        format!("{}, the default", super::duration::format_duration(call))
     };
-    for key in keys {
+    for (key, value) in values {
         if !map.has(key) {
             continue;
         }
-        let value = match *key {
-            "connect" => Some(transport.connect),
-            "read" => transport.read,
-            "write" => transport.write,
-            _ => None,
-        };
-        if let Some(value) = value.filter(|value| *value > transport.call) {
+        if let Some(value) = value.filter(|value| *value > call) {
             return Err(map.error(
                 key,
                 format!(
@@ -1649,7 +1949,333 @@ mod tests {
     fn http_target(spec: &EndpointSpec) -> &HttpTarget {
         match &spec.target {
             EndpointTarget::Http(target) => target,
+            other => panic!("expected an http endpoint, found {other:?}"),
         }
+    }
+
+    fn lambda_target(spec: &EndpointSpec) -> &LambdaTarget {
+        match &spec.target {
+            EndpointTarget::Lambda(target) => target,
+            other => panic!("expected a lambda endpoint, found {other:?}"),
+        }
+    }
+
+    fn lambda(body: &str) -> String {
+        format!(
+            "kind: io.eddy.endpoints.v1/lambda\nspec:\n  functions: example/*\n  \
+             functionName: \"{{function.name}}\"\n{body}"
+        )
+    }
+
+    const LAMBDA_FIELDS: &str = "functions, functionName, qualifier, region, endpointUrl, \
+        maxNumBatchRequests, maxConcurrency, timeouts, retries";
+
+    #[test]
+    fn lambda_endpoint_with_every_field() {
+        let text = "kind: io.eddy.endpoints.v1/lambda
+spec:
+  functions: example/*
+  functionName: \"eddy-{function.name}\"
+  qualifier: live
+  region: eu-west-3
+  endpointUrl: http://127.0.0.1:9000/
+  maxNumBatchRequests: 50
+  maxConcurrency: 7
+  timeouts:
+    call: 2 min
+    connect: 3s
+    read: 1 min
+  retries: { maxAttempts: 4, initialBackoff: 10ms, maxBackoff: 1s }
+";
+        let module = parse(text).expect("valid");
+        let endpoint = &module.endpoints[0];
+        assert_eq!(endpoint.document, 0);
+        assert_eq!(
+            endpoint.functions,
+            FunctionSelector::Namespace("example".into())
+        );
+        assert_eq!(endpoint.max_num_batch_requests, 50);
+        let target = lambda_target(endpoint);
+        assert_eq!(
+            target,
+            &LambdaTarget {
+                function_name: "eddy-{function.name}".into(),
+                qualifier: Some("live".into()),
+                region: Some("eu-west-3".into()),
+                endpoint_url: Some("http://127.0.0.1:9000".into()),
+                max_concurrency: 7,
+                call: Duration::from_secs(120),
+                connect: Duration::from_secs(3),
+                read: Some(Duration::from_secs(60)),
+                retry: RetrySpec {
+                    max_attempts: 4,
+                    initial_backoff: Duration::from_millis(10),
+                    max_backoff: Duration::from_secs(1),
+                },
+            }
+        );
+        assert_eq!(
+            target.function_name_for(&FunctionType::new("example", "reminder")),
+            "eddy-reminder"
+        );
+        assert_eq!(
+            endpoint.target.describe(),
+            "lambda eddy-{function.name}:live at http://127.0.0.1:9000"
+        );
+    }
+
+    #[test]
+    fn lambda_endpoint_defaults() {
+        let module = parse(&lambda("")).expect("valid");
+        let endpoint = &module.endpoints[0];
+        assert_eq!(endpoint.max_num_batch_requests, 1000);
+        assert_eq!(
+            lambda_target(endpoint),
+            &LambdaTarget::new("{function.name}")
+        );
+        let target = LambdaTarget::new("x");
+        assert_eq!(target.max_concurrency, 100);
+        assert_eq!(target.call, Duration::from_secs(60));
+        assert_eq!(target.connect, Duration::from_secs(10));
+        assert_eq!((target.read, &target.qualifier), (None, &None));
+        assert_eq!((&target.region, &target.endpoint_url), (&None, &None));
+        assert_eq!(target.retry, RetrySpec::default());
+    }
+
+    #[test]
+    fn lambda_function_names_and_arns() {
+        for name in [
+            "reminder",
+            "my_fn-2.v1",
+            "reminder:live",
+            "reminder:$LATEST",
+            "123456789012:function:reminder",
+            "123456789012:function:reminder:7",
+            "arn:aws:lambda:us-east-1:123456789012:function:reminder",
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:reminder:live",
+            "{function.name}",
+            "prefix-{function.name}-suffix",
+        ] {
+            let text = format!(
+                "kind: io.eddy.endpoints.v1/lambda\nspec:\n  functions: a/b\n  functionName: \"{name}\"\n"
+            );
+            let module = parse(&text).unwrap_or_else(|error| panic!("{name}: {error}"));
+            assert_eq!(lambda_target(&module.endpoints[0]).function_name, name);
+        }
+        let cases: [(&str, &[&str]); 9] = [
+            ("my function", &["contains spaces"]),
+            ("fn/x", &["`fn/x` may only hold letters"]),
+            ("{function.id}", &["unknown placeholder", "{function.name}"]),
+            ("x}", &["`}` without an opening `{`"]),
+            (
+                "12345:function:reminder",
+                &["`12345` is not a 12-digit AWS account id"],
+            ),
+            (
+                "arn:aws:lambda:US-EAST-1:123456789012:function:f",
+                &["\"US-EAST-1\" is not an AWS region name"],
+            ),
+            (
+                "arn:gcp:lambda:us-east-1:123456789012:function:f",
+                &["partition `gcp` is not an AWS partition"],
+            ),
+            (
+                "a:b:c",
+                &["is not a Lambda function name, partial ARN or ARN"],
+            ),
+            ("reminder:a.b", &["not a Lambda version or alias"]),
+        ];
+        for (name, needles) in cases {
+            let text = format!(
+                "kind: io.eddy.endpoints.v1/lambda\nspec:\n  functions: a/b\n  functionName: \"{name}\"\n"
+            );
+            assert_error(&text, 0, "spec.functionName", needles);
+        }
+        let long = "f".repeat(65);
+        assert_error(
+            &format!("kind: io.eddy.endpoints.v1/lambda\nspec:\n  functions: a/b\n  functionName: {long}\n"),
+            0,
+            "spec.functionName",
+            &["65 characters long, Lambda allows 64"],
+        );
+    }
+
+    #[test]
+    fn lambda_endpoint_mistakes() {
+        // Missing and unknown fields.
+        assert_error(
+            "kind: io.eddy.endpoints.v1/lambda\nspec:\n  functions: a/b\n",
+            0,
+            "spec.functionName",
+            &["required field is missing", "partial ARN"],
+        );
+        assert_error(
+            "kind: io.eddy.endpoints.v1/lambda\nspec:\n  functionName: f\n",
+            0,
+            "spec.functions",
+            &["required field is missing", "namespace/*"],
+        );
+        assert_error(
+            &lambda("  functionname: g\n"),
+            0,
+            "spec.functionname",
+            &["did you mean `functionName`?", LAMBDA_FIELDS],
+        );
+        assert_error(
+            &lambda("  endpointURL: http://h\n"),
+            0,
+            "spec.endpointURL",
+            &["did you mean `endpointUrl`?"],
+        );
+        assert_error(
+            &lambda("  urlPathTemplate: http://h/\n"),
+            0,
+            "spec.urlPathTemplate",
+            &["unknown field", LAMBDA_FIELDS],
+        );
+        assert_error(
+            &lambda("  timeouts: { write: 1s }\n"),
+            0,
+            "spec.timeouts.write",
+            &["unknown field", "call, connect, read"],
+        );
+        // Values.
+        assert_error(
+            &lambda("  functions: a/b/c\n").replacen("  functions: example/*\n", "", 1),
+            0,
+            "spec.functions",
+            &["not a function selector"],
+        );
+        assert_error(
+            &lambda("  qualifier: \"v 1\"\n"),
+            0,
+            "spec.qualifier",
+            &["not a Lambda version or alias", "`live`"],
+        );
+        assert_error(
+            &lambda("  region: \"us east\"\n"),
+            0,
+            "spec.region",
+            &["not an AWS region name", "us-east-1"],
+        );
+        assert_error(
+            &lambda("  endpointUrl: 127.0.0.1:9000\n"),
+            0,
+            "spec.endpointUrl",
+            &["not an http:// or https:// URL", "cargo lambda watch"],
+        );
+        assert_error(
+            &lambda("  endpointUrl: \"http://h/{function.name}\"\n"),
+            0,
+            "spec.endpointUrl",
+            &["takes no placeholders"],
+        );
+        assert_error(
+            &lambda("  maxConcurrency: 0\n"),
+            0,
+            "spec.maxConcurrency",
+            &["must be at least 1"],
+        );
+        assert_error(
+            &lambda("  maxNumBatchRequests: many\n"),
+            0,
+            "spec.maxNumBatchRequests",
+            &["expected a positive whole number"],
+        );
+        assert_error(
+            &lambda("  timeouts: { call: 10s, read: 1 min }\n"),
+            0,
+            "spec.timeouts.read",
+            &["read (1min) exceeds call (10s)"],
+        );
+        assert_error(
+            &lambda("  timeouts: { connect: 2 min }\n"),
+            0,
+            "spec.timeouts.connect",
+            &["exceeds call (1min, the default)"],
+        );
+        assert_error(
+            &lambda("  retries: { maxAttempts: 0 }\n"),
+            0,
+            "spec.retries.maxAttempts",
+            &["must be at least 1"],
+        );
+        // The qualifier given twice.
+        let text = "kind: io.eddy.endpoints.v1/lambda\nspec:\n  functions: a/b\n  functionName: f:live\n  qualifier: live\n";
+        assert_error(
+            text,
+            0,
+            "spec.qualifier",
+            &["already ends with the qualifier `live`"],
+        );
+    }
+
+    #[test]
+    fn embedded_endpoint() {
+        let text = "kind: io.eddy.endpoints.v1/embedded\nspec:\n  functions: example/reminder\n";
+        let module = parse(text).expect("valid");
+        let endpoint = &module.endpoints[0];
+        assert!(matches!(endpoint.target, EndpointTarget::Embedded));
+        assert_eq!(endpoint.max_num_batch_requests, 1000);
+        assert_eq!(endpoint.functions.to_string(), "example/reminder");
+        let module = parse(&format!("{text}  maxNumBatchRequests: 5\n")).expect("valid");
+        assert_eq!(module.endpoints[0].max_num_batch_requests, 5);
+
+        assert_error(
+            &format!("{text}  functionName: x\n"),
+            0,
+            "spec.functionName",
+            &["unknown field", "functions, maxNumBatchRequests"],
+        );
+        assert_error(
+            &format!("{text}  maxNumBatchRequest: 3\n"),
+            0,
+            "spec.maxNumBatchRequest",
+            &["did you mean `maxNumBatchRequests`?"],
+        );
+        assert_error(
+            "kind: io.eddy.endpoints.v1/embedded\nspec:\n  functions: \"*\"\n",
+            0,
+            "spec.functions",
+            &["`*` may only stand for the whole name"],
+        );
+        assert_error(
+            "kind: io.eddy.endpoints.v1/embedded\nspec: {}\n",
+            0,
+            "spec.functions",
+            &["required field is missing"],
+        );
+        assert_error(
+            "kind: io.eddy.endpoints.v1/embeded\nspec: {}\n",
+            0,
+            "kind",
+            &["did you mean `io.eddy.endpoints.v1/embedded`?"],
+        );
+    }
+
+    #[test]
+    fn one_endpoint_per_selector_across_kinds() {
+        let embedded = "kind: io.eddy.endpoints.v1/embedded\nspec:\n  functions: example/*\n";
+        let http = "kind: io.statefun.endpoints.v2/http\nspec:\n  functions: example/*\n  urlPathTemplate: http://h/{function.name}\n";
+        for (first, second) in [
+            (embedded.to_string(), lambda("")),
+            (lambda(""), http.to_string()),
+            (http.to_string(), embedded.to_string()),
+        ] {
+            assert_error(
+                &format!("{first}---\n{second}"),
+                1,
+                "spec.functions",
+                &[
+                    "`example/*` is already served by the endpoint of document 0",
+                    "whatever its kind",
+                ],
+            );
+        }
+        // An exact type next to its namespace, served by another kind, is fine.
+        let exact = "kind: io.eddy.endpoints.v1/embedded\nspec:\n  functions: example/fast\n";
+        let module = parse(&format!("{exact}---\n{}", lambda(""))).expect("valid");
+        assert_eq!(module.endpoints.len(), 2);
     }
 
     fn fixture() -> ModuleSpec {
@@ -1661,7 +2287,7 @@ mod tests {
     fn full_file_of_every_kind() {
         let spec = fixture();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/spec/testdata");
-        assert_eq!(spec.endpoints.len(), 3);
+        assert_eq!(spec.endpoints.len(), 5);
         assert_eq!(spec.ingresses.len(), 4);
         assert_eq!(spec.egresses.len(), 4);
 
@@ -1719,6 +2345,37 @@ mod tests {
                 ..TransportSpec::default()
             }
         );
+
+        let lambda = &spec.endpoints[3];
+        assert_eq!(lambda.document, 12);
+        assert_eq!(
+            lambda.functions,
+            FunctionSelector::Namespace("com.example.lambda".into())
+        );
+        assert_eq!(lambda.max_num_batch_requests, 200);
+        assert_eq!(
+            lambda_target(lambda),
+            &LambdaTarget {
+                function_name:
+                    "arn:aws:lambda:eu-west-1:123456789012:function:eddy-{function.name}".into(),
+                qualifier: Some("live".into()),
+                region: Some("eu-west-1".into()),
+                endpoint_url: Some("http://127.0.0.1:9000".into()),
+                max_concurrency: 50,
+                call: Duration::from_secs(120),
+                connect: Duration::from_secs(5),
+                read: Some(Duration::from_secs(90)),
+                retry: RetrySpec {
+                    max_attempts: 4,
+                    initial_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(5),
+                },
+            }
+        );
+        let embedded = &spec.endpoints[4];
+        assert_eq!(embedded.document, 13);
+        assert!(matches!(embedded.target, EndpointTarget::Embedded));
+        assert_eq!(embedded.max_num_batch_requests, 300);
 
         let legacy = &spec.endpoints[2];
         assert_eq!(legacy.document, 2);
