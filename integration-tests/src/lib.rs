@@ -8,10 +8,14 @@
 //!   letters; [`PythonApp`]: one of the Python apps in `integration-tests/functions/`.
 //! - [`wait_until`] / [`wait_until_async`]: wait on a condition with a deadline (never sleep
 //!   as synchronisation).
+//! - [`scenarios`]: the end-to-end scenarios, run against every function app (Apache's Python
+//!   SDK, Eddy's Rust SDK, ...) and mixes of them.
 //!
 //! Prerequisites (the test command `./scripts/test.sh` provides both): the debug `eddy` binary
 //! (`cargo build --bin eddy`) and the venv `<repo>/.venv-statefun` (`./scripts/setup-python.sh`).
 //! Set `EDDY_E2E_KEEP=1` to keep every test folder (module, logs, egress, dead letters).
+
+pub mod scenarios;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -598,6 +602,20 @@ impl Eddy {
         egress_file: &str,
         extra_args: &[&str],
     ) -> Eddy {
+        Eddy::start_with_env(dir, module_yaml, ingress_id, egress_file, extra_args, &[]).await
+    }
+
+    /// [`Eddy::start_with_args`] with more environment variables for the eddy process (e.g.
+    /// AWS credentials for a Lambda endpoint), without touching the test process's own
+    /// environment.
+    pub async fn start_with_env(
+        dir: &TestDir,
+        module_yaml: &str,
+        ingress_id: &str,
+        egress_file: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Eddy {
         let module = dir.write("module.yaml", module_yaml);
         let dead_letters_file = dir.join("dead-letters.jsonl");
         let mut args = vec![
@@ -609,13 +627,9 @@ impl Eddy {
             "2",
         ];
         args.extend_from_slice(extra_args);
-        let mut process = Process::spawn(
-            "eddy",
-            &eddy_bin(),
-            &args,
-            dir,
-            &[("RUST_LOG", "info"), ("RUST_BACKTRACE", "1")],
-        );
+        let mut process_env = vec![("RUST_LOG", "info"), ("RUST_BACKTRACE", "1")];
+        process_env.extend_from_slice(env);
+        let mut process = Process::spawn("eddy", &eddy_bin(), &args, dir, &process_env);
         let addr = process
             .wait_for_address(
                 &format!("eddy: listening ingress {ingress_id} on "),
