@@ -15,6 +15,7 @@
 //! (`cargo build --bin eddy`) and the venv `<repo>/.venv-statefun` (`./scripts/setup-python.sh`).
 //! Set `EDDY_E2E_KEEP=1` to keep every test folder (module, logs, egress, dead letters).
 
+pub mod bench;
 pub mod scenarios;
 
 use bytes::Bytes;

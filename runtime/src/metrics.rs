@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct WorkerSlot {
     messages: AtomicU64,
+    processed: AtomicU64,
     invocations: AtomicU64,
     negotiations: AtomicU64,
     failed_batches: AtomicU64,
@@ -25,6 +26,7 @@ impl WorkerSlot {
     /// Publishes a worker's current counters.
     pub fn publish(&self, stats: &Stats, addresses: usize) {
         self.messages.store(stats.messages, Ordering::Relaxed);
+        self.processed.store(stats.processed, Ordering::Relaxed);
         self.invocations.store(stats.invocations, Ordering::Relaxed);
         self.negotiations
             .store(stats.negotiations, Ordering::Relaxed);
@@ -66,6 +68,7 @@ impl Metrics {
         };
         Totals {
             messages: sum(|slot| &slot.messages),
+            processed: sum(|slot| &slot.processed),
             invocations: sum(|slot| &slot.invocations),
             negotiations: sum(|slot| &slot.negotiations),
             failed_batches: sum(|slot| &slot.failed_batches),
@@ -82,6 +85,8 @@ impl Metrics {
 pub struct Totals {
     /// Messages delivered to addresses (from ingresses, functions and timers).
     pub messages: u64,
+    /// Messages the functions have handled (their batch's reply was applied).
+    pub processed: u64,
     /// Requests sent to functions (negotiation re-sends included).
     pub invocations: u64,
     /// Missing-state negotiations.
@@ -103,6 +108,7 @@ impl Totals {
     pub fn to_json(&self) -> Value {
         json!({
             "messages": self.messages,
+            "processed": self.processed,
             "invocations": self.invocations,
             "negotiations": self.negotiations,
             "failed_batches": self.failed_batches,

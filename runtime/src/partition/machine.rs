@@ -81,7 +81,11 @@ pub struct ValueSpec {
 /// Counters of what the machine has done.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Messages delivered to addresses.
     pub messages: u64,
+    /// Messages of batches whose reply was applied (the function has handled them).
+    pub processed: u64,
+    /// Requests sent to functions (negotiation re-sends included).
     pub invocations: u64,
     pub negotiations: u64,
     pub failed_batches: u64,
@@ -390,10 +394,16 @@ impl Machine {
         match result {
             Err(error) => self.fail(now_ms, &address, in_flight.messages, error.to_string(), out),
             Ok(reply) => match reply.response {
-                None => self.succeed(now_ms, &address, InvocationResponse::default(), out),
+                None => {
+                    self.stats.processed += in_flight.messages.len() as u64;
+                    self.succeed(now_ms, &address, InvocationResponse::default(), out)
+                }
                 Some(from_function::Response::InvocationResult(response)) => {
                     match self.validate(&address, &response) {
-                        Ok(()) => self.succeed(now_ms, &address, response, out),
+                        Ok(()) => {
+                            self.stats.processed += in_flight.messages.len() as u64;
+                            self.succeed(now_ms, &address, response, out)
+                        }
                         Err(reason) => self.fail(
                             now_ms,
                             &address,

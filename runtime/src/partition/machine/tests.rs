@@ -692,6 +692,7 @@ proptest! {
         let mut in_flight: BTreeMap<usize, (u64, Vec<i64>)> = BTreeMap::new();
         let mut next = 0i64;
         let mut negotiated = false;
+        let mut handled = 0u64;
         let mut now = 0;
         let mut pending_actions: Vec<Action>;
 
@@ -733,10 +734,10 @@ proptest! {
                     let index = *in_flight.keys().nth(pick % in_flight.len()).expect("non-empty");
                     let (batch_id, args) = in_flight.remove(&index).expect("present");
                     let result = match outcome {
-                        Outcome::Ok => { done[index].extend(&args); reply(InvocationResponse::default()) }
+                        Outcome::Ok => { handled += args.len() as u64; done[index].extend(&args); reply(InvocationResponse::default()) }
                         Outcome::Fail => Err(Error::Rejected("boom".into())),
                         Outcome::Incomplete if !negotiated => { negotiated = true; incomplete(vec![spec("s", ExpireMode::None, 0)]) }
-                        Outcome::Incomplete => { done[index].extend(&args); reply(InvocationResponse::default()) }
+                        Outcome::Incomplete => { handled += args.len() as u64; done[index].extend(&args); reply(InvocationResponse::default()) }
                     };
                     pending_actions = complete(&mut m, now, &addresses[index], batch_id, result);
                 }
@@ -746,11 +747,13 @@ proptest! {
         // Drain: complete everything successfully.
         while let Some((&index, _)) = in_flight.iter().next() {
             let (batch_id, args) = in_flight.remove(&index).expect("present");
+            handled += args.len() as u64;
             done[index].extend(&args);
             let actions = complete(&mut m, now, &addresses[index], batch_id, reply(InvocationResponse::default()));
             absorb(actions, &mut in_flight, &mut done)?;
         }
         prop_assert_eq!(sent, done);
+        prop_assert_eq!(m.stats().processed, handled);
         prop_assert!(m.is_quiescent());
     }
 }
