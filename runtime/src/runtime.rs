@@ -308,3 +308,102 @@ impl Handle {
         &self.ingress_addresses
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Address;
+    use eddy_protocol::BuiltIn;
+    use eddy_sdk::{BoxError, Functions, LongType, ValueSpec};
+    use std::path::Path;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    const SEEN: ValueSpec<LongType> = ValueSpec::new("seen", LongType);
+
+    /// Embedded invocations that finish on their first poll are applied inline by the worker;
+    /// those that wait continue as tasks. Mixed on the same addresses, neither kind may break
+    /// per-address order, run twice or be lost, and state threads through both.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_invocations_inline_or_waiting_keep_order_and_state() {
+        type Log = Arc<Mutex<Vec<(String, i64, i64)>>>;
+        let log: Log = Arc::default();
+        let recorder = Arc::clone(&log);
+        let functions = Functions::new()
+            .register("test/count", &[&SEEN], move |context, message| {
+                let log = Arc::clone(&recorder);
+                async move {
+                    let n = message.as_type(&LongType)?;
+                    if n % 3 == 0 {
+                        // Pending once: this invocation continues as a task.
+                        tokio::task::yield_now().await;
+                    }
+                    if n % 7 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    let storage = context.storage();
+                    let seen = storage.get(&SEEN)?.unwrap_or(0) + 1;
+                    storage.set(&SEEN, &seen)?;
+                    let id = context.address().id().to_string();
+                    log.lock().map_err(|_| "log poisoned")?.push((id, n, seen));
+                    Ok::<(), BoxError>(())
+                }
+            })
+            .expect("register test/count");
+        let module = crate::spec::parse_str(
+            Path::new("module.yaml"),
+            "kind: io.eddy.endpoints.v1/embedded\nspec:\n  functions: test/*\n  maxNumBatchRequests: 4\n",
+        )
+        .expect("module");
+        let dir = std::env::temp_dir().join(format!("eddy-embedded-inline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut options = Options::new(module);
+        options.embedded = Some(functions);
+        options.workers = Some(2);
+        options.dead_letters = Some(dir.join("dead-letters.jsonl"));
+        let runtime = options.build().await.expect("build");
+        let handle = runtime.handle();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(runtime.run(async {
+            let _ = stopped.await;
+        }));
+
+        const KEYS: i64 = 5;
+        const PER_KEY: i64 = 60;
+        for n in 0..KEYS * PER_KEY {
+            let target = Address::parse(&format!("test/count/k{}", n % KEYS)).expect("address");
+            let message = Message {
+                target,
+                caller: None,
+                argument: BuiltIn::Long(n).to_typed_value(),
+            };
+            handle.send(message).await.expect("send");
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while handle.metrics().processed < (KEYS * PER_KEY) as u64 {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {} processed",
+                handle.metrics().processed,
+                KEYS * PER_KEY
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let _ = stop.send(());
+        running.await.expect("join").expect("run");
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let log = log.lock().expect("log").clone();
+        for key in 0..KEYS {
+            let id = format!("k{key}");
+            let seen: Vec<(i64, i64)> = log
+                .iter()
+                .filter(|(entry, _, _)| *entry == id)
+                .map(|(_, n, seen)| (*n, *seen))
+                .collect();
+            let expected: Vec<(i64, i64)> = (0..PER_KEY).map(|i| (i * KEYS + key, i + 1)).collect();
+            assert_eq!(seen, expected, "messages and state of {id}");
+        }
+        assert_eq!(handle.metrics().failed_batches, 0);
+    }
+}

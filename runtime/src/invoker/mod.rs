@@ -107,6 +107,12 @@ impl Invoker {
         Ok(Invoker { transports })
     }
 
+    /// True if endpoint `endpoint` runs functions in this process: its invocations usually
+    /// complete on their first poll, so the worker runs them inline instead of as a task.
+    pub fn is_in_process(&self, endpoint: usize) -> bool {
+        matches!(self.transports.get(endpoint), Some(Transport::Embedded(_)))
+    }
+
     /// Invokes `target` through endpoint `endpoint` with `request`.
     pub async fn invoke(
         &self,

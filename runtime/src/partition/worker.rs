@@ -2,7 +2,10 @@
 //!
 //! It owns a [`Machine`] and feeds it: inbox events (messages, invocation results), the clock
 //! (delayed messages) and, at shutdown, a drain request. It carries out the machine's actions:
-//! invocations run as tasks on the [`Invoker`] and report back to this worker's inbox; messages
+//! invocations run as tasks on the [`Invoker`] and report back to this worker's inbox (except
+//! embedded ones, which are polled once in place and, when they finish without waiting — the
+//! usual case — are applied in the same turn; a slow embedded handler therefore holds up its
+//! partition, as linked-in code does); messages
 //! for addresses this worker owns go straight back into the machine, others through the
 //! [`Router`]; egress records and dead letters go to their writers.
 
@@ -13,7 +16,9 @@ use crate::egress::Egresses;
 use crate::invoker::Invoker;
 use crate::metrics::Metrics;
 use crate::router::Router;
+use std::future::Future as _;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
@@ -147,9 +152,31 @@ impl Worker {
                         request,
                     } => {
                         let invoker = Arc::clone(&self.context.invoker);
+                        let in_process = invoker.is_in_process(endpoint);
+                        let mut invocation = Box::pin(async move {
+                            let result = invoker.invoke(endpoint, &address, request).await;
+                            (address, result)
+                        });
+                        if in_process {
+                            // An embedded function usually finishes without waiting: poll it
+                            // once here and apply its reply in this turn (no task, no inbox
+                            // round trip). One that waits continues as a task below.
+                            let mut context = std::task::Context::from_waker(Waker::noop());
+                            if let Poll::Ready((address, result)) =
+                                invocation.as_mut().poll(&mut context)
+                            {
+                                let completion = Completion {
+                                    address,
+                                    batch_id,
+                                    result,
+                                };
+                                self.machine.complete(now, completion, actions);
+                                continue;
+                            }
+                        }
                         let me = self.me.clone();
                         tokio::spawn(async move {
-                            let result = invoker.invoke(endpoint, &address, request).await;
+                            let (address, result) = invocation.await;
                             let _ = me.send(Event::Completed(Completion {
                                 address,
                                 batch_id,
