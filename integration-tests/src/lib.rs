@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end tests: the real `eddy` binary, real functions written with
-//! Apache's StateFun Python SDK, real sockets on 127.0.0.1.
+//! Apache's StateFun Python SDK and Eddy's own SDKs (Rust and Python), real sockets on
+//! 127.0.0.1, and the Lambda emulator of `cargo lambda watch`.
 //!
 //! - [`TestDir`]: a unique scratch folder per test (kept, and its path printed, if the test fails).
 //! - [`Process`]: a child process killed on drop, stdout+stderr captured to a log file in the
@@ -9,10 +10,27 @@
 //! - [`wait_until`] / [`wait_until_async`]: wait on a condition with a deadline (never sleep
 //!   as synchronisation).
 //! - [`scenarios`]: the end-to-end scenarios, run against every function app (Apache's Python
-//!   SDK, Eddy's Rust SDK, ...) and mixes of them.
+//!   SDK, Eddy's Rust SDK, Eddy's Python SDK; over HTTP or on the Lambda emulator) and mixes of
+//!   them; also the Lambda emulator ([`scenarios::lambda_emulator`], [`scenarios::cargo_lambda`])
+//!   and the AWS test environment ([`scenarios::TEST_AWS_ENVIRONMENT`]).
+//! - [`bench`](mod@bench): pieces shared by the benchmark binaries (`eddy-bench`,
+//!   `eddy-bench-deployments`): keep-alive HTTP client, ingress pusher, `/proc` probes, medians.
 //!
-//! Prerequisites (the test command `./scripts/test.sh` provides both): the debug `eddy` binary
-//! (`cargo build --bin eddy`) and the venv `<repo>/.venv-statefun` (`./scripts/setup-python.sh`).
+//! Binaries of this crate (`src/bin/`): `sdk-app` (the `e2e` test functions written with
+//! `eddy-sdk`, over HTTP or as a Lambda handler), `bench-counter` (the deployments benchmark's
+//! counter: embedded, HTTP or Lambda), `eddy-bench` and `eddy-bench-deployments` (benchmarks,
+//! not tests).
+//!
+//! Prerequisites (the test command `./scripts/test.sh` provides them all):
+//! - the debug binaries of the workspace: `cargo build --workspace --bins` (`eddy` and the
+//!   reminder sample's `reminder-eddy`, `reminder-http`, `reminder-lambda`; `cargo test` builds
+//!   this crate's own `sdk-app`);
+//! - `<repo>/.venv-statefun`, Apache's StateFun Python SDK: `./scripts/setup-python.sh`;
+//! - `<repo>/.venv-eddy`, Eddy's Python SDK (`sdk-python/`, editable) with uvicorn:
+//!   `./scripts/setup-python-sdk.sh`;
+//! - `<repo>/.venv-lambda`, the `cargo-lambda` binary (Lambda emulator):
+//!   `./scripts/setup-lambda.sh` (or set `EDDY_CARGO_LAMBDA` to a `cargo-lambda` binary).
+//!
 //! Set `EDDY_E2E_KEEP=1` to keep every test folder (module, logs, egress, dead letters).
 
 pub mod bench;

@@ -194,7 +194,9 @@ pub async fn lambda_emulator(dir: &TestDir, function: &str) -> (Process, SocketA
             &port,
         ],
         dir,
-        &[],
+        // The address is read from an info line: a RUST_LOG inherited from the test's shell
+        // (say `warn`) must not hide it.
+        &[("RUST_LOG", "info")],
     );
     let addr = emulator
         .wait_for_address(

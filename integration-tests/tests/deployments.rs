@@ -13,16 +13,20 @@
 //! the Invoke with that error) for some addresses and checks that their batches end in dead
 //! letters while the other addresses keep flowing.
 //!
-//! `cargo lambda watch --only-lambda-apis` serves the Invoke API and the Runtime API; the test
-//! starts the function itself (the prebuilt `reminder-lambda`, or a runtime loop inside the
-//! test) against `http://127.0.0.1:<port>/.rt/<function name>`, so nothing is compiled while the
-//! tests run. Prerequisites: `cargo build --workspace --bins` and `./scripts/setup-lambda.sh`
-//! (the `cargo-lambda` binary in `<repo>/.venv-lambda`).
+//! `cargo lambda watch --only-lambda-apis` ([`lambda_emulator`]) serves the Invoke
+//! API and the Runtime API; the test starts the function itself (the prebuilt
+//! `reminder-lambda`, or a runtime loop inside the test) against
+//! `http://<emulator>/.rt/<function name>`, so nothing is compiled while the tests run.
+//! Prerequisites: `cargo build --workspace --bins` and `./scripts/setup-lambda.sh` (the
+//! `cargo-lambda` binary in `<repo>/.venv-lambda`).
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use bytes::Bytes;
+use eddy_integration_tests::scenarios::{lambda_emulator, TEST_AWS_ENVIRONMENT};
 use eddy_integration_tests::{
-    free_port, msg, repo_root, target_dir, typed_msg, wait_for_port, wait_until_async, Eddy,
-    Ingress, ModuleYaml, Process, TestDir, DEADLINE,
+    msg, repo_root, target_dir, typed_msg, wait_until_async, Eddy, Ingress, ModuleYaml, Process,
+    TestDir, DEADLINE,
 };
 use eddy_protocol::reqreply::from_function::{EgressMessage, InvocationResponse, Response};
 use eddy_protocol::reqreply::to_function::Request;
@@ -32,6 +36,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 const INGRESS: &str = "example/http";
@@ -39,10 +44,9 @@ const EGRESS: &str = "example/out";
 const EGRESS_FILE: &str = "out.jsonl";
 /// The Lambda function name of the reminder sample (its binary's name).
 const REMINDER_LAMBDA: &str = "reminder-lambda";
-/// The function name under which the test's own failing function is served. The emulator
-/// only accepts invocations of names that are binaries of its Cargo project (here
-/// samples/reminder); with `--only-lambda-apis` it does not start that binary, the test's
-/// [`runtime_loop`] answers instead.
+/// The function name under which the test's own failing function is served: the name of the
+/// emulator's stub Cargo project ([`lambda_emulator`]), the only one it accepts invocations
+/// of; with `--only-lambda-apis` it starts no binary, the test's [`runtime_loop`] answers.
 const FLAKY: &str = REMINDER_LAMBDA;
 
 /// A binary of the workspace's debug build. Panics with instructions when it is missing.
@@ -59,34 +63,22 @@ fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
-/// The `cargo-lambda` binary installed by scripts/setup-lambda.sh.
-fn cargo_lambda() -> PathBuf {
-    let path = repo_root()
-        .join(".venv-lambda")
-        .join("bin")
-        .join("cargo-lambda");
-    assert!(
-        path.is_file(),
-        "cargo-lambda is missing at {}: run ./scripts/setup-lambda.sh (it installs \
-         cargo-lambda from PyPI into .venv-lambda)",
-        path.display()
-    );
-    path
-}
-
 /// Environment of an eddy that calls the local Lambda emulator: static test credentials and
-/// region, no instance metadata service, no profile files of the machine.
+/// region ([`TEST_AWS_ENVIRONMENT`]), no instance metadata service, no profile files of the
+/// machine.
 fn aws_env(dir: &TestDir) -> Vec<(String, String)> {
     let none = dir.join("no-aws-config");
     let none = none.to_str().expect("utf-8 path").to_string();
-    vec![
-        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-        ("AWS_REGION".into(), "us-east-1".into()),
+    let mut env: Vec<(String, String)> = TEST_AWS_ENVIRONMENT
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
+    env.extend([
         ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ("AWS_CONFIG_FILE".into(), none.clone()),
         ("AWS_SHARED_CREDENTIALS_FILE".into(), none),
-    ]
+    ]);
+    env
 }
 
 /// Starts `binary run <module>` (eddy, or a binary built with `eddy_runtime::cli::main_with`)
@@ -149,37 +141,9 @@ fn module_yaml(endpoint: &str) -> String {
 /// Fast retries, so that bad input reaches the dead letters quickly.
 const RETRIES: &str = "  retries: { maxAttempts: 3, initialBackoff: 10ms, maxBackoff: 50ms }\n";
 
-/// `cargo lambda watch --only-lambda-apis` on a free port: the Lambda Invoke API and the
-/// Runtime API, no function (the test starts it against [`runtime_api`]).
-async fn lambda_emulator(dir: &TestDir) -> (Process, u16) {
-    let port = free_port();
-    let manifest = repo_root().join("samples/reminder/Cargo.toml");
-    let port_text = port.to_string();
-    let mut process = Process::spawn(
-        "cargo-lambda",
-        &cargo_lambda(),
-        &[
-            "lambda",
-            "watch",
-            "--only-lambda-apis",
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-            &port_text,
-            "--manifest-path",
-            manifest.to_str().expect("utf-8 path"),
-        ],
-        dir,
-        &[("RUST_LOG", "info")],
-    );
-    wait_for_port(port, DEADLINE).await;
-    process.assert_running();
-    (process, port)
-}
-
-/// The Runtime API base (`AWS_LAMBDA_RUNTIME_API`) of `function` on the emulator at `port`.
-fn runtime_api(port: u16, function: &str) -> String {
-    format!("http://127.0.0.1:{port}/.rt/{function}")
+/// The Runtime API base (`AWS_LAMBDA_RUNTIME_API`) of `function` on the emulator at `addr`.
+fn runtime_api(addr: SocketAddr, function: &str) -> String {
+    format!("http://{addr}/.rt/{function}")
 }
 
 /// One deployment of the reminder sample, running.
@@ -228,8 +192,8 @@ async fn over_http(dir: &TestDir) -> Deployment {
 }
 
 async fn on_lambda(dir: &TestDir) -> Deployment {
-    let (emulator, port) = lambda_emulator(dir).await;
-    let api = runtime_api(port, REMINDER_LAMBDA);
+    let (emulator, addr) = lambda_emulator(dir, REMINDER_LAMBDA).await;
+    let api = runtime_api(addr, REMINDER_LAMBDA);
     let function = Process::spawn(
         REMINDER_LAMBDA,
         &workspace_bin(REMINDER_LAMBDA),
@@ -246,7 +210,7 @@ async fn on_lambda(dir: &TestDir) -> Deployment {
     let endpoint = format!(
         "kind: io.eddy.endpoints.v1/lambda\nspec:\n  functions: example/*\n  \
          functionName: {REMINDER_LAMBDA}\n  region: us-east-1\n  \
-         endpointUrl: http://127.0.0.1:{port}\n  timeouts:\n    call: 20s\n{RETRIES}"
+         endpointUrl: http://{addr}\n  timeouts:\n    call: 20s\n{RETRIES}"
     );
     let eddy = start_eddy(
         dir,
@@ -492,7 +456,9 @@ async fn runtime_loop(api: String) {
 /// `("response", envelope)` or `("error", error)` for one event.
 fn answer(event: &[u8]) -> (&'static str, Value) {
     let envelope: Value = serde_json::from_slice(event).expect("the event is JSON");
-    let body = base64_decode(envelope["body"].as_str().expect("a body"));
+    let body = BASE64
+        .decode(envelope["body"].as_str().expect("a body"))
+        .expect("the body is base64");
     let request = ToFunction::decode(body.as_slice()).expect("a ToFunction");
     let Some(Request::Invocation(batch)) = request.request else {
         panic!("no batch in {envelope}");
@@ -521,7 +487,7 @@ fn answer(event: &[u8]) -> (&'static str, Value) {
             "statusCode": 200,
             "headers": {"content-type": "application/octet-stream"},
             "isBase64Encoded": true,
-            "body": base64_encode(&reply.encode_to_vec()),
+            "body": BASE64.encode(reply.encode_to_vec()),
         }),
     )
 }
@@ -529,11 +495,11 @@ fn answer(event: &[u8]) -> (&'static str, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_function_errors_go_to_dead_letters_while_others_flow() {
     let dir = TestDir::new("deploy-lambda-errors");
-    let (_emulator, port) = lambda_emulator(&dir).await;
-    let function = tokio::spawn(runtime_loop(runtime_api(port, FLAKY)));
+    let (_emulator, addr) = lambda_emulator(&dir, FLAKY).await;
+    let function = tokio::spawn(runtime_loop(runtime_api(addr, FLAKY)));
     let endpoint = format!(
         "kind: io.eddy.endpoints.v1/lambda\nspec:\n  functions: test/*\n  functionName: {FLAKY}\n  \
-         qualifier: $LATEST\n  region: us-east-1\n  endpointUrl: http://127.0.0.1:{port}\n  \
+         qualifier: $LATEST\n  region: us-east-1\n  endpointUrl: http://{addr}\n  \
          timeouts:\n    call: 20s\n{RETRIES}"
     );
     let mut eddy = start_eddy(
@@ -597,53 +563,6 @@ async fn lambda_function_errors_go_to_dead_letters_while_others_flow() {
         ])
     );
     function.abort();
-}
-
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding (the envelope's body).
-fn base64_encode(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, byte)| n | u32::from(*byte) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                text.push(BASE64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    text
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut n, mut bits) = (0u32, 0);
-    for c in text.bytes().filter(|c| *c != b'=') {
-        let value = BASE64
-            .iter()
-            .position(|b| *b == c)
-            .unwrap_or_else(|| panic!("not base64: {text}"));
-        n = n << 6 | value as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push((n >> bits) as u8);
-        }
-    }
-    bytes
-}
-
-#[test]
-fn base64_round_trips() {
-    for bytes in [&b""[..], b"f", b"fo", b"foo", b"foob", b"\xff\x00\x10"] {
-        assert_eq!(base64_decode(&base64_encode(bytes)), bytes);
-    }
-    assert_eq!(base64_encode(b"foob"), "Zm9vYg==");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

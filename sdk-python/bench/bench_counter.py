@@ -83,7 +83,7 @@ def wait_for_line(log: pathlib.Path, prefix: str, process: subprocess.Popen, tim
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"bench: {process.args} exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+            raise SystemExit(f"bench: {process.args!r} exited with {process.returncode}:\n{log.read_text(errors='replace')}")
         for line in log.read_text(errors="replace").splitlines():
             if prefix in line:
                 return line.split(prefix, 1)[1].split()[0]
@@ -119,9 +119,11 @@ def main() -> int:
         return 0
     if args.messages <= 0 or args.addresses <= 0 or args.messages % args.addresses:
         parser.error("--messages must be a positive multiple of --addresses")
-    eddy = pathlib.Path(args.eddy)
+    # Absolute before anything runs elsewhere: eddy is started with cwd= the scratch folder.
+    eddy = pathlib.Path(args.eddy).expanduser().absolute()
     if not eddy.is_file():
-        parser.error(f"no eddy binary at {eddy}: cargo build -p eddy-runtime --bin eddy (or --release)")
+        build = "cargo build --release -p eddy-runtime --bin eddy" if "release" in eddy.parts else "cargo build -p eddy-runtime --bin eddy"
+        raise SystemExit(f"bench_counter: no eddy binary at {eddy} (from --eddy {args.eddy}); build it in {REPO} with: {build}")
     per_address = args.messages // args.addresses
 
     with tempfile.TemporaryDirectory(prefix="eddy-bench-") as folder:

@@ -8,8 +8,8 @@
 //!
 //! `sdk-app --port 0` picks a free port and prints `sdk-app: serving on 127.0.0.1:<port>` on
 //! stderr once it listens; `sdk-app --lambda` serves the same functions as a Lambda handler
-//! (`eddy_sdk::lambda::run`, the Runtime API from `AWS_LAMBDA_RUNTIME_API`). Any path works: the target is inside the request. Ping and pong log
-//! each ball they catch (`function=e2e/ping id=... n=...`), so mixed-deployment tests can tell
+//! (`eddy_sdk::lambda::run`, the Runtime API from `AWS_LAMBDA_RUNTIME_API`). Any path works:
+//! the target is inside the request. Ping and pong log each ball they catch (`function=e2e/ping id=... n=...`), so mixed-deployment tests can tell
 //! which app served which type.
 
 use anyhow::Context as _;
