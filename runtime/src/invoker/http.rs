@@ -1,10 +1,10 @@
 //! HTTP transport: invokes the remote functions of one HTTP endpoint (StateFun's request-reply
 //! protocol over HTTP/1.1, plain or TLS).
 //!
-//! One [`HttpTransport`] per endpoint holds a keep-alive connection pool (hyper-util's legacy
-//! client over an `HttpConnector` wrapped for `https://` by hyper-rustls; `http://` URLs go
-//! through the same connector) and a semaphore of `pool_size` permits that bounds the calls in
-//! flight to the endpoint. A call holds its permit for all its attempts and backoffs.
+//! One [`HttpTransport`] per endpoint holds a keep-alive connection pool ([`super::pool`]:
+//! hyper HTTP/1.1 connections over TCP, or TLS for `https://`) and a semaphore of `pool_size`
+//! permits that bounds the calls in flight to the endpoint — and so its connections. A call
+//! holds its permit for all its attempts and backoffs.
 //!
 //! One call = `POST <url>` with the encoded `ToFunction`, `Content-Type:
 //! application/octet-stream` and `Accept-Encoding: gzip`. The reply must be `200`, typed
@@ -32,22 +32,20 @@
 
 use crate::address::Address;
 use crate::invoker::call::{self, Failure, Policy};
+use crate::invoker::pool::{ConnectError, Origin, Pool};
 use crate::invoker::tls;
 use crate::spec::{HttpTarget, TransportSpec};
 use crate::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use eddy_protocol::{FromFunction, Message as _};
 use http::header::{
-    HeaderMap, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT,
+    HeaderMap, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT,
 };
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::io::Read as _;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
@@ -66,7 +64,7 @@ const INLINE_GUNZIP_LIMIT: usize = 256 * 1024;
 /// Calls functions of one HTTP endpoint.
 pub struct HttpTransport {
     target: HttpTarget,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pool: Arc<Pool>,
     /// One permit per call in flight (`pool_size`).
     permits: Semaphore,
 }
@@ -81,25 +79,11 @@ impl HttpTransport {
             .get(..8)
             .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
         let tls_config = tls::client_config(&transport.tls, https)?;
-
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(transport.connect));
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(transport.pool_ttl)
-            .pool_max_idle_per_host(transport.pool_size)
-            .build(connector);
+        let pool = Pool::new(Arc::new(tls_config), transport.connect, transport.pool_ttl);
         let permits = Semaphore::new(transport.pool_size.clamp(1, Semaphore::MAX_PERMITS));
         Ok(HttpTransport {
             target: target.clone(),
-            client,
+            pool,
             permits,
         })
     }
@@ -111,8 +95,9 @@ impl HttpTransport {
     pub async fn invoke(&self, target: &Address, body: Bytes) -> Result<FromFunction> {
         let transport = &self.target.transport;
         let url = self.target.url_for(&target.function_type);
-        let uri = match parse_url(&url) {
-            Ok(uri) => uri,
+        let parsed = parse_url(&url).and_then(|uri| Ok((Origin::of(&uri)?, uri)));
+        let (origin, uri) = match parsed {
+            Ok(parsed) => parsed,
             Err(reason) => {
                 tracing::warn!(target = %target, url = %url, reason = %reason, "invocation failed");
                 return Err(Error::Invocation {
@@ -130,22 +115,62 @@ impl HttpTransport {
             limit: (transport.pool_size, "pool_size"),
             shutdown: None,
         };
-        call::call(policy, target, &url, || self.attempt(&uri, body.clone())).await
+        call::call(policy, target, &url, || {
+            self.attempt(&origin, &uri, body.clone())
+        })
+        .await
     }
 
     /// One attempt: send the request, check and decode the reply.
-    async fn attempt(&self, uri: &Uri, body: Bytes) -> Result<FromFunction, Failure> {
+    async fn attempt(
+        &self,
+        origin: &Origin,
+        uri: &Uri,
+        body: Bytes,
+    ) -> Result<FromFunction, Failure> {
         let transport = &self.target.transport;
-        let request = Request::post(uri.clone())
+        let path = uri.path_and_query().map_or("/", |path| path.as_str());
+        let host = uri.authority().map_or("", |authority| authority.as_str());
+        let request = Request::post(path)
+            .header(HOST, host)
             .header(CONTENT_TYPE, OCTET_STREAM)
             .header(ACCEPT_ENCODING, "gzip")
             .header(USER_AGENT, USER_AGENT_VALUE)
             .body(Full::new(body))
             .map_err(|error| Failure::fatal(format!("cannot build the request: {error}")))?;
-        let sent = self.client.request(request);
-        let response = match head_timeout(transport) {
-            Some(limit) => match timeout(limit, sent).await {
+        let sent = async {
+            let mut sender = self
+                .pool
+                .checkout(origin)
+                .await
+                .map_err(|error| Failure::retry(describe_connect_error(&error, origin)))?;
+            let response = match sender.try_send_request(request).await {
                 Ok(response) => response,
+                Err(mut error) => match error.take_message() {
+                    // Never sent: a pooled connection the server had closed while idle. One
+                    // fresh connection, without spending an attempt.
+                    Some(request) => {
+                        sender = self.pool.connect(origin).await.map_err(|error| {
+                            Failure::retry(describe_connect_error(&error, origin))
+                        })?;
+                        sender.send_request(request).await.map_err(|error| {
+                            Failure::retry(format!("request failed: {}", error_chain(&error)))
+                        })?
+                    }
+                    None => {
+                        let error = error.into_error();
+                        return Err(Failure::retry(format!(
+                            "request failed: {}",
+                            error_chain(&error)
+                        )));
+                    }
+                },
+            };
+            Ok::<_, Failure>((sender, response))
+        };
+        let (sender, response) = match head_timeout(transport) {
+            Some(limit) => match timeout(limit, sent).await {
+                Ok(sent) => sent,
                 Err(_elapsed) => {
                     return Err(Failure::retry(format!(
                         "no response within {limit:?} (transport timeouts write + read)"
@@ -153,8 +178,7 @@ impl HttpTransport {
                 }
             },
             None => sent.await,
-        }
-        .map_err(|error| Failure::retry(describe_client_error(&error, uri)))?;
+        }?;
 
         let (head, body) = response.into_parts();
         let status = head.status;
@@ -202,7 +226,8 @@ impl HttpTransport {
 
         let mut buffer = BytesMut::new();
         match collect(body, &mut buffer, max, transport.read).await {
-            Ok(()) => {}
+            // The reply was read to its end: the connection can serve the next call.
+            Ok(()) => self.pool.checkin(origin, sender),
             Err(Collect::TooLarge) => {
                 return Err(status_failure(format!(
                     "reply exceeds payload_max_bytes {max} (more than {max} bytes received)"
@@ -425,34 +450,15 @@ pub(super) fn hex_prefix(bytes: &[u8]) -> String {
     text
 }
 
-/// A transport error as a reason: what failed and the chain of causes.
-fn describe_client_error(error: &hyper_util::client::legacy::Error, uri: &Uri) -> String {
-    let what = if error.is_connect() {
-        format!(
-            "connect to {} failed",
-            uri.authority().map(|a| a.as_str()).unwrap_or_default()
-        )
-    } else {
-        "request failed".to_string()
+/// A failed connection set-up as a reason: where to, what failed and the chain of causes.
+fn describe_connect_error(error: &ConnectError, origin: &Origin) -> String {
+    let (tls, chain) = match error {
+        ConnectError::Tcp(error) => (is_tls_error(error), error_chain(error)),
+        ConnectError::Tls(error) => (true, error_chain(error)),
+        ConnectError::Http(error) => (false, error_chain(error)),
     };
-    let mut parts = vec![what];
-    let mut tls = false;
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        tls |= is_tls_error(cause);
-        let text = cause.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    if parts.len() == 1 {
-        parts.push(error.to_string());
-    }
-    if tls {
-        parts.insert(1, "tls".to_string());
-    }
-    let mut reason = parts.join(": ");
+    let layer = if tls { "tls: " } else { "" };
+    let mut reason = format!("connect to {} failed: {layer}{chain}", origin.authority());
     if tls && reason.contains("UnknownIssuer") {
         reason.push_str(
             " (the server certificate is not signed by a trusted CA: check trust_cacerts)",
@@ -536,6 +542,7 @@ mod tests {
     struct TestServer {
         addr: SocketAddr,
         hits: Arc<AtomicUsize>,
+        connections: Arc<AtomicUsize>,
         task: JoinHandle<()>,
     }
 
@@ -546,6 +553,11 @@ mod tests {
 
         fn hits(&self) -> usize {
             self.hits.load(Ordering::SeqCst)
+        }
+
+        /// Connections accepted so far.
+        fn connections(&self) -> usize {
+            self.connections.load(Ordering::SeqCst)
         }
     }
 
@@ -563,14 +575,16 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
         let handler = Arc::new(handler);
         let task = tokio::spawn({
-            let hits = hits.clone();
+            let (hits, connections) = (hits.clone(), connections.clone());
             async move {
                 loop {
                     let Ok((stream, _)) = listener.accept().await else {
                         continue;
                     };
+                    connections.fetch_add(1, Ordering::SeqCst);
                     let (handler, hits, tls) = (handler.clone(), hits.clone(), tls.clone());
                     tokio::spawn(async move {
                         let service = service_fn(move |request: Request<Incoming>| {
@@ -610,7 +624,12 @@ mod tests {
                 }
             }
         });
-        TestServer { addr, hits, task }
+        TestServer {
+            addr,
+            hits,
+            connections,
+            task,
+        }
     }
 
     /// A body sent in chunks with no Content-Length (chunked transfer encoding).
@@ -1092,6 +1111,157 @@ mod tests {
         }
         assert_eq!(server.hits(), 6);
         assert!(most.load(Ordering::SeqCst) <= 2, "{most:?} calls in flight");
+        assert!(
+            server.connections() <= 2,
+            "{} connections",
+            server.connections()
+        );
+        // Finished connections are reused: sequential calls open none.
+        let before = server.connections();
+        for _ in 0..5 {
+            transport
+                .invoke(&address(), request_body())
+                .await
+                .expect("reply");
+        }
+        assert_eq!(server.connections(), before);
+    }
+
+    #[tokio::test]
+    async fn connections_the_server_closes_are_replaced() {
+        let server = serve(None, |_| async {
+            let mut reply = proto_reply(&sample_reply());
+            reply
+                .headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            reply
+        })
+        .await;
+        let transport = HttpTransport::new(&target(server.url("http"), |transport| {
+            transport.retry.max_attempts = 1;
+        }))
+        .expect("transport");
+        for _ in 0..3 {
+            let reply = transport.invoke(&address(), request_body()).await;
+            assert_eq!(reply.expect("reply"), sample_reply());
+        }
+        assert_eq!(server.connections(), 3);
+    }
+
+    /// A raw HTTP/1.1 server that answers one request per connection with `reply` and then
+    /// closes the socket without saying so (no `Connection: close`), as a server whose idle
+    /// timeout fires does. Returns its address and its connection count.
+    async fn one_shot_server(reply: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // Read the head, then as many body bytes as Content-Length says.
+                    let (head_end, length) = loop {
+                        let Ok(read) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&chunk[..read]);
+                        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|line| line.strip_prefix("content-length:"))
+                                .and_then(|value| value.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break (end + 4, length);
+                        }
+                    };
+                    while seen.len() < head_end + length {
+                        let Ok(read) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&chunk[..read]);
+                    }
+                    let mut response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+                        reply.len()
+                    )
+                    .into_bytes();
+                    response.extend_from_slice(&reply);
+                    let _ = stream.write_all(&response).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        (addr, connections, task)
+    }
+
+    #[tokio::test]
+    async fn idle_connections_the_server_dropped_cost_no_attempt() {
+        let (addr, connections, task) = one_shot_server(sample_reply().encode_to_vec()).await;
+        let transport = HttpTransport::new(&target(
+            format!("http://{addr}/fn/{{function.name}}"),
+            |transport| transport.retry.max_attempts = 1,
+        ))
+        .expect("transport");
+        for _ in 0..4 {
+            let reply = transport.invoke(&address(), request_body()).await;
+            assert_eq!(reply.expect("reply"), sample_reply());
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 4);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn connections_after_an_error_reply_are_not_reused() {
+        let server = serve(None, |received| async move {
+            if received.hit == 1 {
+                status_reply(500, "try again")
+            } else {
+                proto_reply(&sample_reply())
+            }
+        })
+        .await;
+        let transport = HttpTransport::new(&target(server.url("http"), |_| {})).expect("transport");
+        let reply = transport.invoke(&address(), request_body()).await;
+        assert_eq!(reply.expect("reply"), sample_reply());
+        assert_eq!(server.hits(), 2);
+        assert_eq!(server.connections(), 2);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_expire_after_pool_ttl() {
+        let server = serve(None, |_| async { proto_reply(&sample_reply()) }).await;
+        let transport = HttpTransport::new(&target(server.url("http"), |transport| {
+            transport.pool_ttl = Duration::from_millis(30);
+        }))
+        .expect("transport");
+        transport
+            .invoke(&address(), request_body())
+            .await
+            .expect("reply");
+        transport
+            .invoke(&address(), request_body())
+            .await
+            .expect("reply");
+        assert_eq!(server.connections(), 1);
+        // The behaviour under test is the passing of time itself: idle past the TTL.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        transport
+            .invoke(&address(), request_body())
+            .await
+            .expect("reply");
+        assert_eq!(server.connections(), 2);
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ pub(crate) mod call;
 pub mod embedded;
 pub mod http;
 pub mod lambda;
+pub mod pool;
 pub mod tls;
 
 use crate::address::Address;
