@@ -78,12 +78,29 @@ impl Address {
 
     /// Parses `namespace/name/id` (the id may itself contain `/`).
     pub fn parse(text: &str) -> Result<Address, String> {
+        Address::parse_reusing(text, &mut None)
+    }
+
+    /// [`Address::parse`], sharing the function type with `last` when it is the same (and
+    /// remembering it there otherwise): readers of many messages for a few function types
+    /// then allocate only the id.
+    pub fn parse_reusing(text: &str, last: &mut Option<FunctionType>) -> Result<Address, String> {
         let mut parts = text.splitn(3, '/');
         match (parts.next(), parts.next(), parts.next()) {
             (Some(namespace), Some(name), Some(id))
                 if !namespace.is_empty() && !name.is_empty() && !id.is_empty() =>
             {
-                Ok(Address::new(FunctionType::new(namespace, name), id))
+                let function_type = match last {
+                    Some(known) if known.namespace() == namespace && known.name() == name => {
+                        known.clone()
+                    }
+                    _ => {
+                        let function_type = FunctionType::new(namespace, name);
+                        *last = Some(function_type.clone());
+                        function_type
+                    }
+                };
+                Ok(Address::new(function_type, id))
             }
             _ => Err(format!(
                 "{text:?} is not an address: expected \"namespace/name/id\", e.g. \"com.example/greeter/alice\""
@@ -179,6 +196,19 @@ impl Fnv1a {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn parse_reusing_shares_the_function_type_of_consecutive_addresses() {
+        let mut last = None;
+        let a = Address::parse_reusing("com.example/f/a", &mut last).expect("a");
+        let b = Address::parse_reusing("com.example/f/b", &mut last).expect("b");
+        assert!(Arc::ptr_eq(&a.function_type.0, &b.function_type.0));
+        let c = Address::parse_reusing("com.example/g/c", &mut last).expect("c");
+        assert_eq!(c.function_type, FunctionType::new("com.example", "g"));
+        assert_eq!(c.id, "c");
+        assert_eq!(last, Some(FunctionType::new("com.example", "g")));
+        assert!(Address::parse_reusing("com.example/g", &mut last).is_err());
+    }
 
     #[test]
     fn parses_types_and_addresses() {

@@ -72,6 +72,7 @@ async fn read_and_send(
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let mut admissions = Admissions::new(router, FILE_ADMISSION_WINDOW);
     let mut raw = Vec::new();
+    let mut lines = jsonl::LineParser::default();
     let mut number = 0u64;
     loop {
         if *shutdown.borrow() {
@@ -105,7 +106,7 @@ async fn read_and_send(
         if line.trim().is_empty() {
             continue;
         }
-        let message = match jsonl::parse_message_line(line) {
+        let message = match lines.parse(line) {
             Ok(message) => message,
             Err(error) => {
                 skip(id, path, number, &error, &mut summary);

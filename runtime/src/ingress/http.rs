@@ -263,6 +263,7 @@ async fn handle_batch(ingress: &HttpIngress, request: Request<Incoming>) -> Resp
         Err(response) => return response,
     };
     let mut messages = Vec::new();
+    let mut lines = jsonl::LineParser::default();
     for (index, raw) in body.split(|byte| *byte == b'\n').enumerate() {
         let number = index + 1;
         let line = match std::str::from_utf8(raw) {
@@ -277,7 +278,7 @@ async fn handle_batch(ingress: &HttpIngress, request: Request<Incoming>) -> Resp
         if line.trim().is_empty() {
             continue;
         }
-        let message = match jsonl::parse_message_line(line) {
+        let message = match lines.parse(line) {
             Ok(message) => message,
             Err(error) => {
                 return error_reply(StatusCode::BAD_REQUEST, format!("line {number}: {error}"))
