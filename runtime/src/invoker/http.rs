@@ -1240,6 +1240,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pool_ttl_zero_opens_a_connection_per_call() {
+        let server = serve(None, |_| async { proto_reply(&sample_reply()) }).await;
+        let transport = HttpTransport::new(&target(server.url("http"), |transport| {
+            transport.pool_ttl = Duration::ZERO;
+        }))
+        .expect("transport");
+        for _ in 0..3 {
+            transport
+                .invoke(&address(), request_body())
+                .await
+                .expect("reply");
+        }
+        assert_eq!(server.connections(), 3);
+    }
+
+    #[tokio::test]
     async fn idle_connections_expire_after_pool_ttl() {
         let server = serve(None, |_| async { proto_reply(&sample_reply()) }).await;
         let transport = HttpTransport::new(&target(server.url("http"), |transport| {

@@ -127,7 +127,8 @@ impl Pool {
 
     /// Gives back a connection whose last reply was read to its end.
     pub fn checkin(&self, origin: &Origin, sender: Sender) {
-        if sender.is_closed() {
+        // `pool_ttl: 0` keeps no idle connection: dropping the sender closes it.
+        if sender.is_closed() || self.ttl.is_zero() {
             return;
         }
         let Ok(mut idle) = self.idle.lock() else {
