@@ -115,8 +115,10 @@ impl HttpTransport {
             limit: (transport.pool_size, "pool_size"),
             shutdown: None,
         };
+        // Each attempt is boxed: a call waiting for a permit (or backing off) then holds only
+        // the loop's state, not the attempt's, and thousands of calls may be waiting.
         call::call(policy, target, &url, || {
-            self.attempt(&origin, &uri, body.clone())
+            Box::pin(self.attempt(&origin, &uri, body.clone()))
         })
         .await
     }
@@ -150,7 +152,7 @@ impl HttpTransport {
                     // Never sent: a pooled connection the server had closed while idle. One
                     // fresh connection, without spending an attempt.
                     Some(request) => {
-                        sender = self.pool.connect(origin).await.map_err(|error| {
+                        sender = Box::pin(self.pool.connect(origin)).await.map_err(|error| {
                             Failure::retry(describe_connect_error(&error, origin))
                         })?;
                         sender.send_request(request).await.map_err(|error| {

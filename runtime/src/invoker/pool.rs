@@ -122,7 +122,9 @@ impl Pool {
                 return Ok(sender);
             }
         }
-        self.connect(origin).await
+        // Boxed: connecting (TCP + TLS + handshake) is rare next to reuse, and its future is
+        // large; inline it would enlarge every invocation's future.
+        Box::pin(self.connect(origin)).await
     }
 
     /// Gives back a connection whose last reply was read to its end.
