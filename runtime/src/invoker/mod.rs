@@ -22,6 +22,34 @@ use eddy_protocol::{FromFunction, Message as _, ToFunction};
 use std::path::PathBuf;
 use tokio::sync::watch;
 
+/// A batch request as the machine hands it over: the prost struct, or already encoded for
+/// transports that send bytes (see `partition/wire.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Proto(ToFunction),
+    Encoded(Bytes),
+}
+
+impl Request {
+    /// The request as a struct (decoding it if it was encoded).
+    pub fn into_proto(self) -> Result<ToFunction> {
+        match self {
+            Request::Proto(request) => Ok(request),
+            Request::Encoded(bytes) => ToFunction::decode(bytes).map_err(|error| {
+                Error::Rejected(format!("cannot decode a built request: {error}"))
+            }),
+        }
+    }
+
+    /// The request's bytes (encoding it if it is a struct).
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            Request::Proto(request) => Bytes::from(request.encode_to_vec()),
+            Request::Encoded(bytes) => bytes,
+        }
+    }
+}
+
 /// How one endpoint is reached.
 pub enum Transport {
     Http(Box<http::HttpTransport>),
@@ -119,17 +147,21 @@ impl Invoker {
         &self,
         endpoint: usize,
         target: &Address,
-        request: ToFunction,
+        request: Request,
     ) -> Result<FromFunction> {
         match self.transports.get(endpoint) {
             Some(Transport::Http(transport)) => {
-                let body = Bytes::from(request.encode_to_vec());
-                transport.invoke(target, body).await
+                transport.invoke(target, request.into_bytes()).await
             }
             // Boxed: the Lambda call's future (the AWS SDK's) is kilobytes large, and this
             // future lives in every queued invocation task, whatever its transport.
-            Some(Transport::Lambda(transport)) => Box::pin(transport.invoke(target, request)).await,
-            Some(Transport::Embedded(transport)) => transport.invoke(target, request).await,
+            Some(Transport::Lambda(transport)) => {
+                let request = request.into_proto()?;
+                Box::pin(transport.invoke(target, request)).await
+            }
+            Some(Transport::Embedded(transport)) => {
+                transport.invoke(target, request.into_proto()?).await
+            }
             None => Err(Error::Rejected(format!(
                 "no endpoint with index {endpoint} for {target}"
             ))),
@@ -176,7 +208,7 @@ mod tests {
             .await
             .expect("an invoker without endpoints");
         let address = Address::parse("test/f/a").expect("address");
-        let invocation = invoker.invoke(0, &address, ToFunction::default());
+        let invocation = invoker.invoke(0, &address, Request::Proto(ToFunction::default()));
         let size = std::mem::size_of_val(&invocation);
         assert!(size <= 2048, "the invoke future is {size} bytes");
     }

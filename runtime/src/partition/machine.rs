@@ -25,11 +25,13 @@
 //! Everything is enumerable and restorable ([`Machine::snapshot`], [`Machine::restore`]), ready
 //! for checkpoints.
 
-use super::{Completion, Envelope};
+use super::{wire, Completion, Envelope};
 use crate::address::{Address, FunctionType};
 use crate::catalog::Catalog;
 use crate::deadletter::DeadLetter;
+use crate::invoker::Request;
 use crate::message::{EgressRecord, Message};
+use crate::spec::EndpointTarget;
 use bytes::Bytes;
 use eddy_protocol::reqreply::from_function::{
     expiration_spec::ExpireMode, persisted_value_mutation::MutationType, InvocationResponse,
@@ -52,7 +54,7 @@ pub enum Action {
         endpoint: usize,
         address: Address,
         batch_id: u64,
-        request: ToFunction,
+        request: Request,
     },
     /// Deliver a message (to this worker or another).
     Route(Message),
@@ -95,6 +97,8 @@ pub struct Stats {
 #[derive(Debug, Clone)]
 struct FunctionInfo {
     endpoint: usize,
+    /// The endpoint's transport sends bytes: requests are encoded here (`wire.rs`).
+    encoded: bool,
     max_batch: usize,
     specs: Vec<ValueSpec>,
     /// Bumped whenever `specs` changes, so a reply to an older request is told apart.
@@ -497,15 +501,14 @@ impl Machine {
     fn function_info(&mut self, function_type: &FunctionType) -> Option<&mut FunctionInfo> {
         if !self.functions.contains_key(function_type) {
             let endpoint = self.config.catalog.resolve(function_type)?;
-            let max_batch = self
-                .config
-                .catalog
-                .endpoint(endpoint)
-                .map_or(1000, |spec| spec.max_num_batch_requests.max(1));
+            let spec = self.config.catalog.endpoint(endpoint);
+            let max_batch = spec.map_or(1000, |spec| spec.max_num_batch_requests.max(1));
+            let encoded = spec.is_some_and(|spec| matches!(spec.target, EndpointTarget::Http(_)));
             self.functions.insert(
                 function_type.clone(),
                 FunctionInfo {
                     endpoint,
+                    encoded,
                     max_batch,
                     specs: Vec::new(),
                     specs_generation: 0,
@@ -1059,7 +1062,23 @@ fn begin_invocation(
     let batch_id = *next_batch_id;
     *next_batch_id += 1;
     stats.invocations += 1;
-    let request = build_request(now_ms, address, instance, &info.specs, &messages);
+    let request = if info.encoded {
+        Request::Encoded(encode_request(
+            now_ms,
+            address,
+            instance,
+            &info.specs,
+            &messages,
+        ))
+    } else {
+        Request::Proto(build_request(
+            now_ms,
+            address,
+            instance,
+            &info.specs,
+            &messages,
+        ))
+    };
     instance.in_flight = Some(Box::new(InFlight {
         batch_id,
         messages,
@@ -1075,6 +1094,31 @@ fn begin_invocation(
 }
 
 /// Purges expired values, marks the address invoked, and builds the request.
+/// The request of a batch, encoded straight into bytes: the same bytes as
+/// `build_request(..).encode_to_vec()`, without the intermediate structs.
+fn encode_request(
+    now_ms: u64,
+    address: &Address,
+    instance: &mut Instance,
+    specs: &[ValueSpec],
+    messages: &[Message],
+) -> Bytes {
+    purge_expired(now_ms, instance, specs);
+    instance.last_invoke_ms = now_ms;
+    let state: Vec<wire::State<'_>> = specs
+        .iter()
+        .map(|spec| wire::State {
+            name: &spec.name,
+            value: instance.value(&spec.name).map(|stored| wire::Value {
+                typename: &stored.typename,
+                has_value: true,
+                bytes: &stored.bytes,
+            }),
+        })
+        .collect();
+    wire::encode_request(address, &state, messages)
+}
+
 fn build_request(
     now_ms: u64,
     address: &Address,

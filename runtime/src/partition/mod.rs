@@ -6,6 +6,7 @@
 //! inbox and the clock and carries out its actions (invoke, route, egress, dead-letter).
 
 pub mod machine;
+mod wire;
 pub mod worker;
 
 use crate::address::Address;

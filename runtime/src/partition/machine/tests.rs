@@ -73,13 +73,17 @@ fn complete(
     out
 }
 
-fn invokes(actions: &[Action]) -> Vec<(u64, &ToFunction)> {
+/// The invocations among `actions`, their requests decoded (HTTP endpoints get bytes).
+fn invokes(actions: &[Action]) -> Vec<(u64, ToFunction)> {
     actions
         .iter()
         .filter_map(|action| match action {
             Action::Invoke {
                 batch_id, request, ..
-            } => Some((*batch_id, request)),
+            } => Some((
+                *batch_id,
+                request.clone().into_proto().expect("a decodable request"),
+            )),
             _ => None,
         })
         .collect()
@@ -88,8 +92,8 @@ fn invokes(actions: &[Action]) -> Vec<(u64, &ToFunction)> {
 fn only_invoke(actions: &[Action]) -> (u64, to_function::InvocationBatchRequest) {
     let found = invokes(actions);
     assert_eq!(found.len(), 1, "expected exactly one invoke in {actions:?}");
-    let (batch_id, request) = found[0];
-    match request.request.clone() {
+    let (batch_id, request) = found[0].clone();
+    match request.request {
         Some(to_function::Request::Invocation(batch)) => (batch_id, batch),
         None => panic!("empty request"),
     }
@@ -702,7 +706,7 @@ proptest! {
                     Action::Invoke { address, batch_id, request, .. } => {
                         let index = addresses.iter().position(|a| *a == address).expect("known");
                         prop_assert!(!in_flight.contains_key(&index), "two invocations in flight for {}", address);
-                        let batch = match request.request { Some(to_function::Request::Invocation(b)) => b, None => unreachable!() };
+                        let batch = match request.into_proto().expect("decodable").request { Some(to_function::Request::Invocation(b)) => b, None => unreachable!() };
                         prop_assert!(batch.invocations.len() <= max_batch);
                         in_flight.insert(index, (batch_id, arguments(&batch)));
                     }
@@ -815,4 +819,46 @@ fn idle_addresses_give_expired_state_back() {
     m.fire_timers(5000, &mut Vec::new());
     assert_eq!(m.address_count(), 0, "the idle address is gone");
     assert_eq!(m.next_timer(), None);
+}
+
+proptest! {
+    /// The bytes encoded straight from the machine's state (for HTTP endpoints) are exactly
+    /// the prost encoding of the struct built for the other transports.
+    #[test]
+    fn encoded_requests_are_the_prost_encoding_of_built_ones(
+        stored in proptest::collection::vec((any::<bool>(), "[a-z./]{0,12}", proptest::collection::vec(any::<u8>(), 0..300)), 0..4),
+        messages in proptest::collection::vec(
+            (proptest::option::of("[a-z]{1,4}/[a-z]{1,4}/[a-z0-9/]{1,6}"), "[a-z./]{0,12}", any::<bool>(), proptest::collection::vec(any::<u8>(), 0..300)),
+            0..6,
+        ),
+        id in "[a-z0-9/]{1,200}",
+    ) {
+        let target = addr(&format!("test/f/{id}"));
+        let mut names = Interner::default();
+        let mut instance = Instance::default();
+        let specs: Vec<ValueSpec> = (0..stored.len())
+            .map(|i| ValueSpec {
+                name: format!("state_{i}"),
+                typename: "test/t".into(),
+                expiration: Expiration::Never,
+            })
+            .collect();
+        for (i, (present, typename, bytes)) in stored.iter().enumerate() {
+            if *present {
+                let value = TypedValue::new(typename.as_str(), bytes.clone());
+                instance.values.push((names.intern(&specs[i].name), StoredValue::new(&value, 0, &mut names)));
+            }
+        }
+        let messages: Vec<Message> = messages
+            .into_iter()
+            .map(|(caller, typename, has_value, bytes)| Message {
+                target: target.clone(),
+                caller: caller.map(|text| addr(&text)),
+                argument: TypedValue { typename, has_value, value: bytes.into() },
+            })
+            .collect();
+        let built = eddy_protocol::Message::encode_to_vec(&build_request(1, &target, &mut instance, &specs, &messages));
+        let encoded = encode_request(1, &target, &mut instance, &specs, &messages);
+        prop_assert_eq!(&encoded[..], &built[..]);
+    }
 }
