@@ -3,6 +3,7 @@
 //! (`/proc` RSS and CPU time), graceful termination and medians.
 
 use anyhow::{anyhow, bail, Context as _};
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -56,7 +57,7 @@ pub async fn push(
                 }
                 let end = (first + chunk).min(messages);
                 body.clear();
-                let sent = base64_encode(&now_micros().to_le_bytes());
+                let sent = base64::engine::general_purpose::STANDARD.encode(now_micros().to_le_bytes());
                 for index in first..end {
                     let _ = writeln!(
                         body,
@@ -221,25 +222,6 @@ pub fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
-/// Standard base64 with padding.
-pub fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let word = (u32::from(group[0]) << 16)
-            | (u32::from(*group.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*group.get(2).unwrap_or(&0));
-        for (position, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if position <= group.len() {
-                out.push(char::from(ALPHABET[((word >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// The median of some numbers (mean of the middle two for an even count).
 pub fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
@@ -266,16 +248,6 @@ pub fn median_opt<T>(runs: &[T], field: impl Fn(&T) -> Option<f64>) -> Option<f6
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_standard_alphabet() {
-        assert_eq!(base64_encode(b""), "");
-        assert_eq!(base64_encode(b"f"), "Zg==");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-        assert_eq!(base64_encode(b"foo"), "Zm9v");
-        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64_encode(&[0xff; 8]), "//////////8=");
-    }
 
     #[test]
     fn medians() {

@@ -1094,6 +1094,13 @@ fn begin_invocation(
 }
 
 /// Purges expired values, marks the address invoked, and builds the request.
+/// What building a request does to the instance, whichever form the request takes: expired
+/// values go, and the invocation time is recorded (expire-after-invoke counts from it).
+fn start_request(now_ms: u64, instance: &mut Instance, specs: &[ValueSpec]) {
+    purge_expired(now_ms, instance, specs);
+    instance.last_invoke_ms = now_ms;
+}
+
 /// The request of a batch, encoded straight into bytes: the same bytes as
 /// `build_request(..).encode_to_vec()`, without the intermediate structs.
 fn encode_request(
@@ -1103,8 +1110,7 @@ fn encode_request(
     specs: &[ValueSpec],
     messages: &[Message],
 ) -> Bytes {
-    purge_expired(now_ms, instance, specs);
-    instance.last_invoke_ms = now_ms;
+    start_request(now_ms, instance, specs);
     let state: Vec<wire::State<'_>> = specs
         .iter()
         .map(|spec| wire::State {
@@ -1126,8 +1132,7 @@ fn build_request(
     specs: &[ValueSpec],
     messages: &[Message],
 ) -> ToFunction {
-    purge_expired(now_ms, instance, specs);
-    instance.last_invoke_ms = now_ms;
+    start_request(now_ms, instance, specs);
     let state = specs
         .iter()
         .map(|spec| to_function::PersistedValue {
