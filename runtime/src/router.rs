@@ -87,6 +87,37 @@ impl Router {
         Ok(Admission(admitted))
     }
 
+    /// Delivers messages from outside at once — one inbox event per worker, keeping their
+    /// order — and returns the one admission that resolves when all of them are admitted.
+    /// The caller has checked each with [`Router::check`] (so that its error can name the
+    /// line); a message that slipped through anyway ends in the dead letters, never lost.
+    pub fn submit_all(&self, messages: Vec<Message>) -> Result<Admission, Error> {
+        let (ack, admitted) = Ack::new();
+        let workers = self.inner.workers.len();
+        if workers == 1 {
+            self.to_worker(
+                0,
+                Event::DeliverAll {
+                    messages,
+                    ack: Some(ack.clone()),
+                },
+            )?;
+        } else {
+            let mut groups: Vec<Vec<Message>> = vec![Vec::new(); workers];
+            for message in messages {
+                groups[self.worker_of(&message.target)].push(message);
+            }
+            for (worker, messages) in groups.into_iter().enumerate() {
+                if !messages.is_empty() {
+                    let ack = Some(ack.clone());
+                    self.to_worker(worker, Event::DeliverAll { messages, ack })?;
+                }
+            }
+        }
+        ack.release();
+        Ok(Admission(admitted))
+    }
+
     /// Sends a message without waiting for admission (messages between functions, timers).
     pub fn forward(&self, message: Message) -> Result<(), Error> {
         self.deliver(Envelope { message, ack: None })

@@ -15,7 +15,7 @@
 //! or 503 (shutting down). A request waits only while its target's mailbox is full, so a slow
 //! address never holds up requests for other addresses.
 
-use super::{shutdown_requested, Admissions};
+use super::shutdown_requested;
 use crate::address::{Address, FunctionType};
 use crate::jsonl;
 use crate::message::Message;
@@ -290,15 +290,13 @@ async fn handle_batch(ingress: &HttpIngress, request: Request<Incoming>) -> Resp
         messages.push(message);
     }
     let count = messages.len();
-    // Deliver all (in line order) before waiting for any admission, so a full mailbox of one
-    // address does not hold back the lines for other addresses.
-    let mut admissions = Admissions::new(&ingress.router, usize::MAX);
-    for message in messages {
-        if let Err(error) = admissions.send(message).await {
-            return send_error(error);
-        }
-    }
-    match admissions.finish().await {
+    // One event per worker for the whole request; the reply waits until every line sits
+    // within its address's batch bound (only lines to a full mailbox hold it back).
+    let admitted = match ingress.router.submit_all(messages) {
+        Ok(mut admission) => admission.admitted().await,
+        Err(error) => Err(error),
+    };
+    match admitted {
         Ok(()) => reply(StatusCode::ACCEPTED, json!({"accepted": count})),
         Err(error) => send_error(error),
     }
@@ -420,7 +418,9 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{admit_everything, next_delivery, router_with_inbox};
+    use super::super::tests::{
+        admit_everything, next_deliveries, next_delivery, router_with_inbox,
+    };
     use super::super::Ingresses;
     use super::*;
     use crate::spec::IngressSpec;
@@ -658,17 +658,18 @@ mod tests {
         let address = server.address;
         let request =
             tokio::spawn(async move { call(address, "POST", "/v1/messages", &[], body).await });
-        let mut acks = Vec::new();
-        for (id, n) in [("a", 1), ("b", 2), ("a", 3)] {
-            let (message, ack) = next_delivery(&mut events).await;
-            assert_eq!(message.target.to_string(), format!("com.example/f/{id}"));
-            assert_eq!(message.argument, long(n));
-            acks.push(ack);
-        }
-        assert!(!request.is_finished());
-        for ack in acks {
-            ack.release();
-        }
+        // One worker: one group, in line order, under one admission signal.
+        let (messages, ack) = next_deliveries(&mut events).await;
+        let delivered: Vec<(String, TypedValue)> = messages
+            .into_iter()
+            .map(|message| (message.target.to_string(), message.argument))
+            .collect();
+        let expected: Vec<(String, TypedValue)> = [("a", 1), ("b", 2), ("a", 3)]
+            .into_iter()
+            .map(|(id, n)| (format!("com.example/f/{id}"), long(n)))
+            .collect();
+        assert_eq!(delivered, expected);
+        ack.release();
         let (status, reply) = request.await.expect("join");
         assert_eq!(
             (status, reply),

@@ -223,6 +223,20 @@ pub(crate) mod tests {
         }
     }
 
+    /// The next group of messages delivered under one admission signal, or a panic after 10 s.
+    pub(crate) async fn next_deliveries(
+        events: &mut mpsc::UnboundedReceiver<Event>,
+    ) -> (Vec<Message>, Ack) {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("a delivery within 10 s")
+            .expect("inbox open");
+        match event {
+            Event::DeliverAll { messages, ack } => (messages, ack.expect("ingress ack")),
+            other => panic!("expected a group delivery, got {other:?}"),
+        }
+    }
+
     /// A worker stand-in that admits every message at once and reports it.
     pub(crate) fn admit_everything(
         mut events: mpsc::UnboundedReceiver<Event>,
@@ -230,11 +244,22 @@ pub(crate) mod tests {
         let (report, reports) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                if let Event::Deliver(envelope) = event {
-                    if let Some(ack) = envelope.ack {
-                        ack.release();
+                match event {
+                    Event::Deliver(envelope) => {
+                        if let Some(ack) = envelope.ack {
+                            ack.release();
+                        }
+                        let _ = report.send(envelope.message);
                     }
-                    let _ = report.send(envelope.message);
+                    Event::DeliverAll { messages, ack } => {
+                        if let Some(ack) = ack {
+                            ack.release();
+                        }
+                        for message in messages {
+                            let _ = report.send(message);
+                        }
+                    }
+                    Event::Completed(_) => {}
                 }
             }
         });

@@ -25,7 +25,7 @@
 //! Everything is enumerable and restorable ([`Machine::snapshot`], [`Machine::restore`]), ready
 //! for checkpoints.
 
-use super::{wire, Completion, Envelope};
+use super::{wire, Ack, Completion, Envelope};
 use crate::address::{Address, FunctionType};
 use crate::catalog::Catalog;
 use crate::deadletter::DeadLetter;
@@ -42,6 +42,9 @@ use eddy_protocol::{ToFunction, TypedValue};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
+
+/// A hash map with foldhash's per-process random seed.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Most rounds of missing-state negotiation for one batch before it counts as failed.
 const MAX_NEGOTIATION_ROUNDS: u32 = 8;
@@ -243,8 +246,10 @@ pub struct MachineConfig {
 /// The state machine of one partition worker.
 pub struct Machine {
     config: MachineConfig,
-    functions: HashMap<FunctionType, FunctionInfo>,
-    instances: HashMap<Address, Instance>,
+    /// Keyed with foldhash (randomly seeded): much cheaper than SipHash per message, and
+    /// still seeded per process, so addresses chosen from outside cannot be aimed at one bucket.
+    functions: FastMap<FunctionType, FunctionInfo>,
+    instances: FastMap<Address, Instance>,
     timers: Timers,
     /// (when, address): addresses to look at for expired state, so that idle addresses give
     /// their memory back. Entries may be stale; they are re-checked when due.
@@ -259,8 +264,8 @@ impl Machine {
     pub fn new(config: MachineConfig) -> Machine {
         Machine {
             config,
-            functions: HashMap::new(),
-            instances: HashMap::new(),
+            functions: FastMap::default(),
+            instances: FastMap::default(),
             timers: Timers::default(),
             expiries: BTreeSet::new(),
             names: Interner::default(),
@@ -327,20 +332,44 @@ impl Machine {
 
     /// A message arrived for an address this machine owns.
     pub fn deliver(&mut self, now_ms: u64, envelope: Envelope, out: &mut Vec<Action>) {
+        let Envelope { message, ack } = envelope;
+        self.admit(now_ms, message, ack.as_ref(), out);
+        if let Some(ack) = ack {
+            ack.release();
+        }
+    }
+
+    /// Messages arrived for addresses this machine owns, in order, under one admission
+    /// signal: it is released once every one of them sits within its address's batch bound.
+    pub fn deliver_all(
+        &mut self,
+        now_ms: u64,
+        messages: Vec<Message>,
+        ack: Option<Ack>,
+        out: &mut Vec<Action>,
+    ) {
+        for message in messages {
+            self.admit(now_ms, message, ack.as_ref(), out);
+        }
+        if let Some(ack) = ack {
+            ack.release();
+        }
+    }
+
+    /// Queues `message` in its address's mailbox (dispatching it if the address is idle). A
+    /// message beyond the batch bound keeps a clone of `ack`, so its sender waits for it.
+    fn admit(&mut self, now_ms: u64, message: Message, ack: Option<&Ack>, out: &mut Vec<Action>) {
         self.stats.messages += 1;
-        let target = &envelope.message.target;
+        let target = &message.target;
         let Some(info) = self.function_info(&target.function_type) else {
             // The router rejects these at the door and replies are validated, so this only
             // happens if the module changed underneath a message. Nothing is silently lost.
-            if let Some(ack) = envelope.ack {
-                ack.release();
-            }
             self.stats.failed_batches += 1;
-            let address = envelope.message.target.clone();
+            let address = message.target.clone();
             out.push(Action::DeadLetter(DeadLetter {
                 error: format!("no endpoint serves function type {}", address.function_type),
                 address,
-                messages: vec![envelope.message],
+                messages: vec![message],
                 time: UNIX_EPOCH + Duration::from_millis(now_ms),
             }));
             return;
@@ -357,24 +386,26 @@ impl Machine {
                 Instance::default(),
             );
         }
-        let Some(instance) = self.instances.get_mut(&envelope.message.target) else {
+        let Some(instance) = self.instances.get_mut(target) else {
             return;
         };
-        let mut envelope = envelope;
-        if instance.mailbox.len() < max_batch {
-            if let Some(ack) = envelope.ack.take() {
-                ack.release();
+        let ack = if instance.mailbox.len() < max_batch {
+            None
+        } else {
+            let parked = ack.cloned();
+            if parked.is_some() {
+                instance.waiting_acks += 1;
             }
-        } else if envelope.ack.is_some() {
-            instance.waiting_acks += 1;
+            parked
+        };
+        let idle = instance.in_flight.is_none();
+        instance.mailbox.push_back(Envelope { message, ack });
+        if idle {
+            let Some(address) = instance.mailbox.back().map(|e| e.message.target.clone()) else {
+                return;
+            };
+            self.dispatch(now_ms, &address, out);
         }
-        if instance.in_flight.is_some() {
-            instance.mailbox.push_back(envelope);
-            return;
-        }
-        let address = envelope.message.target.clone();
-        instance.mailbox.push_back(envelope);
-        self.dispatch(now_ms, &address, out);
     }
 
     /// An invocation finished.

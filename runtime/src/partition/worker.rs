@@ -135,6 +135,9 @@ impl Worker {
     fn handle(&mut self, now: u64, event: Event, actions: &mut Vec<Action>) {
         match event {
             Event::Deliver(envelope) => self.machine.deliver(now, envelope, actions),
+            Event::DeliverAll { messages, ack } => {
+                self.machine.deliver_all(now, messages, ack, actions)
+            }
             Event::Completed(completion) => self.machine.complete(now, completion, actions),
         }
     }

@@ -862,3 +862,36 @@ proptest! {
         prop_assert_eq!(&encoded[..], &built[..]);
     }
 }
+
+#[test]
+fn a_group_of_messages_is_admitted_as_a_whole() {
+    let mut m = machine(2);
+    let mut out = Vec::new();
+    let (ack, mut admitted) = Ack::new();
+    // a: 1 goes out, 2 and 3 fill the mailbox, 4 is beyond the bound; b: admitted at once.
+    let messages = vec![
+        msg("test/f/a", 1),
+        msg("test/f/b", 1),
+        msg("test/f/a", 2),
+        msg("test/f/a", 3),
+        msg("test/f/a", 4),
+    ];
+    m.deliver_all(0, messages, Some(ack), &mut out);
+    assert_eq!(out.len(), 2, "one invocation per address: {out:?}");
+    assert!(matches!(admitted.try_recv(), Err(TryRecvError::Empty)));
+    // a's first batch completes: 2 and 3 go out, 4 moves within the bound.
+    let a = addr("test/f/a");
+    let first = out
+        .iter()
+        .find_map(|action| match action {
+            Action::Invoke {
+                address, batch_id, ..
+            } if *address == a => Some(*batch_id),
+            _ => None,
+        })
+        .expect("an invocation of a");
+    let actions = complete(&mut m, 0, &a, first, reply(InvocationResponse::default()));
+    let (_, batch) = only_invoke(&actions);
+    assert_eq!(arguments(&batch), vec![2, 3]);
+    assert_eq!(admitted.try_recv(), Ok(()));
+}
