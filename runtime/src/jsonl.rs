@@ -146,12 +146,13 @@ fn plain_string(line: &str, at: usize) -> Option<(&str, usize)> {
         return None;
     }
     let start = at + 1;
-    let length = bytes
-        .get(start..)?
-        .iter()
-        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
+    let rest = bytes.get(start..)?;
+    let length = memchr::memchr2(b'"', b'\\', rest)?;
     let end = start + length;
-    // Only the closing quote may end it: a backslash or control character means serde.
+    if rest[..length].iter().any(|&byte| byte < 0x20) {
+        return None;
+    }
+    // Only the closing quote may end it: a backslash means serde.
     (bytes[end] == b'"').then(|| (&line[start..end], end + 1))
 }
 

@@ -264,7 +264,7 @@ async fn handle_batch(ingress: &HttpIngress, request: Request<Incoming>) -> Resp
     };
     let mut messages = Vec::new();
     let mut lines = jsonl::LineParser::default();
-    for (index, raw) in body.split(|byte| *byte == b'\n').enumerate() {
+    for (index, raw) in lines_of(&body).enumerate() {
         let number = index + 1;
         let line = match std::str::from_utf8(raw) {
             Ok(line) => line.trim_end_matches('\r'),
@@ -300,6 +300,24 @@ async fn handle_batch(ingress: &HttpIngress, request: Request<Incoming>) -> Resp
         Ok(()) => reply(StatusCode::ACCEPTED, json!({"accepted": count})),
         Err(error) => send_error(error),
     }
+}
+
+/// The lines of a body, split at `\n` (a final line needs none).
+fn lines_of(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(body);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match memchr::memchr(b'\n', text) {
+            Some(end) => {
+                rest = Some(&text[end + 1..]);
+                Some(&text[..end])
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
 }
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] with 413.

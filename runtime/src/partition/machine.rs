@@ -361,7 +361,11 @@ impl Machine {
     fn admit(&mut self, now_ms: u64, message: Message, ack: Option<&Ack>, out: &mut Vec<Action>) {
         self.stats.messages += 1;
         let target = &message.target;
-        let Some(info) = self.function_info(&target.function_type) else {
+        let known = self.functions.get(&target.function_type);
+        let Some(max_batch) = known
+            .map(|info| info.max_batch)
+            .or_else(|| Some(self.function_info(&target.function_type)?.max_batch))
+        else {
             // The router rejects these at the door and replies are validated, so this only
             // happens if the module changed underneath a message. Nothing is silently lost.
             self.stats.failed_batches += 1;
@@ -374,20 +378,18 @@ impl Machine {
             }));
             return;
         };
-        let max_batch = info.max_batch;
-        if !self.instances.contains_key(target) {
-            // Keys share one `Arc` per function type (the machine's), not the message's.
-            let function_type = self
-                .functions
-                .get_key_value(&target.function_type)
-                .map_or_else(|| target.function_type.clone(), |(key, _)| key.clone());
-            self.instances.insert(
-                Address::new(function_type, target.id.clone()),
-                Instance::default(),
-            );
-        }
-        let Some(instance) = self.instances.get_mut(target) else {
-            return;
+        let instance = match self.instances.get_mut(target) {
+            Some(instance) => instance,
+            None => {
+                // Keys share one `Arc` per function type (the machine's), not the message's.
+                let function_type = self
+                    .functions
+                    .get_key_value(&target.function_type)
+                    .map_or_else(|| target.function_type.clone(), |(key, _)| key.clone());
+                self.instances
+                    .entry(Address::new(function_type, target.id.clone()))
+                    .or_default()
+            }
         };
         let ack = if instance.mailbox.len() < max_batch {
             None
