@@ -92,11 +92,13 @@ impl Address {
     /// remembering it there otherwise): readers of many messages for a few function types
     /// then allocate only the id.
     pub fn parse_reusing(text: &str, last: &mut Option<FunctionType>) -> Result<Address, String> {
-        let mut parts = text.splitn(3, '/');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(namespace), Some(name), Some(id))
-                if !namespace.is_empty() && !name.is_empty() && !id.is_empty() =>
+        let mut slashes = memchr::memchr_iter(b'/', text.as_bytes());
+        match (slashes.next(), slashes.next()) {
+            (Some(first), Some(second))
+                if first > 0 && second > first + 1 && second + 1 < text.len() =>
             {
+                let (namespace, name, id) =
+                    (&text[..first], &text[first + 1..second], &text[second + 1..]);
                 let function_type = match last {
                     Some(known) if known.namespace() == namespace && known.name() == name => {
                         known.clone()
@@ -238,6 +240,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn addresses_split_at_the_first_two_slashes(text in "[a/é]{0,7}") {
+            // The rule as `splitn` states it.
+            let mut parts = text.splitn(3, '/');
+            let expected = match (parts.next(), parts.next(), parts.next()) {
+                (Some(namespace), Some(name), Some(id))
+                    if !namespace.is_empty() && !name.is_empty() && !id.is_empty() =>
+                {
+                    Some((namespace.to_string(), name.to_string(), id.to_string()))
+                }
+                _ => None,
+            };
+            let parsed = Address::parse(&text).ok().map(|address| {
+                let (namespace, name) = (address.function_type.namespace(), address.function_type.name());
+                (namespace.to_string(), name.to_string(), address.id)
+            });
+            prop_assert_eq!(parsed, expected);
+        }
+
         #[test]
         fn every_key_group_has_exactly_its_owner(workers in 1usize..=64) {
             for key_group in 0..KEY_GROUPS {

@@ -45,7 +45,16 @@ pub fn parse_message_line(line: &str) -> Result<Message, String> {
 /// Accepts and rejects exactly what [`parse_message_line`] does.
 #[derive(Debug, Default)]
 pub struct LineParser {
-    last_type: Option<FunctionType>,
+    reuse: Reuse,
+}
+
+/// What consecutive lines usually have in common.
+#[derive(Debug, Default)]
+struct Reuse {
+    /// The last target's function type (shared by the next target of the same type).
+    function_type: Option<FunctionType>,
+    /// The last typename that passed validation (the same one is not checked again).
+    valid_typename: String,
 }
 
 impl LineParser {
@@ -57,7 +66,7 @@ impl LineParser {
         // - anything those reject is parsed again slowly, to name the field at fault.
         if let Some(fields) = scan_plain_line(line) {
             return build_message(
-                &mut self.last_type,
+                &mut self.reuse,
                 fields.target,
                 fields.caller,
                 fields.typename,
@@ -67,7 +76,7 @@ impl LineParser {
         }
         match serde_json::from_str::<LineFields<'_>>(line) {
             Ok(fields) => build_message(
-                &mut self.last_type,
+                &mut self.reuse,
                 fields.target.as_deref(),
                 fields.caller.as_deref(),
                 fields.typename.as_deref(),
@@ -239,7 +248,7 @@ fn parse_message_line_slowly(line: &str) -> Result<Message, String> {
         }
     };
     build_message(
-        &mut None,
+        &mut Reuse::default(),
         target,
         caller,
         typename,
@@ -250,7 +259,7 @@ fn parse_message_line_slowly(line: &str) -> Result<Message, String> {
 
 /// A message from the fields of a line, each already of the right JSON kind.
 fn build_message(
-    last_type: &mut Option<FunctionType>,
+    reuse: &mut Reuse,
     target: Option<&str>,
     caller: Option<&str>,
     typename: Option<&str>,
@@ -258,7 +267,7 @@ fn build_message(
     value_base64: Option<&str>,
 ) -> Result<Message, String> {
     let target = match target {
-        Some(text) => Address::parse_reusing(text, last_type)
+        Some(text) => Address::parse_reusing(text, &mut reuse.function_type)
             .map_err(|error| format!("field `target`: {error}"))?,
         None => return Err("field `target`: missing (expected \"namespace/name/id\")".into()),
     };
@@ -266,7 +275,11 @@ fn build_message(
         .map(Address::parse)
         .transpose()
         .map_err(|error| format!("field `caller`: {error}"))?;
-    let argument = typed_value_from_json(typename, value, value_base64)?;
+    if let Some(typename) = typename.filter(|typename| *typename != reuse.valid_typename) {
+        validate_typename(typename).map_err(|error| format!("field `typename`: {error}"))?;
+        typename.clone_into(&mut reuse.valid_typename);
+    }
+    let argument = typed_value_of_fields(typename, value, value_base64)?;
     Ok(Message {
         target,
         caller,
@@ -284,6 +297,15 @@ pub fn typed_value_from_json(
     if let Some(typename) = typename {
         validate_typename(typename).map_err(|error| format!("field `typename`: {error}"))?;
     }
+    typed_value_of_fields(typename, value, value_base64)
+}
+
+/// [`typed_value_from_json`] for a typename that has been validated already.
+fn typed_value_of_fields(
+    typename: Option<&str>,
+    value: Option<&Value>,
+    value_base64: Option<&str>,
+) -> Result<TypedValue, String> {
     match (value, value_base64) {
         (Some(_), Some(_)) => {
             Err("field `value_base64`: give either `value` or `value_base64`, not both".into())
