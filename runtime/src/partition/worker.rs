@@ -155,29 +155,37 @@ impl Worker {
                         request,
                     } => {
                         let invoker = Arc::clone(&self.context.invoker);
-                        let in_process = invoker.is_in_process(endpoint);
+                        let me = self.me.clone();
+                        if !invoker.is_in_process(endpoint) {
+                            tokio::spawn(async move {
+                                let result = invoker.invoke(endpoint, &address, request).await;
+                                let _ = me.send(Event::Completed(Completion {
+                                    address,
+                                    batch_id,
+                                    result,
+                                }));
+                            });
+                            continue;
+                        }
+                        // An embedded function usually finishes without waiting: poll it once
+                        // here and apply its reply in this turn (no task, no inbox round
+                        // trip). One that waits continues as a task.
                         let mut invocation = Box::pin(async move {
                             let result = invoker.invoke(endpoint, &address, request).await;
                             (address, result)
                         });
-                        if in_process {
-                            // An embedded function usually finishes without waiting: poll it
-                            // once here and apply its reply in this turn (no task, no inbox
-                            // round trip). One that waits continues as a task below.
-                            let mut context = std::task::Context::from_waker(Waker::noop());
-                            if let Poll::Ready((address, result)) =
-                                invocation.as_mut().poll(&mut context)
-                            {
-                                let completion = Completion {
-                                    address,
-                                    batch_id,
-                                    result,
-                                };
-                                self.machine.complete(now, completion, actions);
-                                continue;
-                            }
+                        let mut context = std::task::Context::from_waker(Waker::noop());
+                        if let Poll::Ready((address, result)) =
+                            invocation.as_mut().poll(&mut context)
+                        {
+                            let completion = Completion {
+                                address,
+                                batch_id,
+                                result,
+                            };
+                            self.machine.complete(now, completion, actions);
+                            continue;
                         }
-                        let me = self.me.clone();
                         tokio::spawn(async move {
                             let (address, result) = invocation.await;
                             let _ = me.send(Event::Completed(Completion {
