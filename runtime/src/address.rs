@@ -14,8 +14,15 @@ use std::sync::Arc;
 pub const KEY_GROUPS: u32 = 128;
 
 /// A function type: `namespace/name`, e.g. `com.example/greeter`.
-#[derive(Clone, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct FunctionType(Arc<(String, String)>);
+
+impl std::hash::Hash for FunctionType {
+    /// The parts, as equality compares them (never the pointer).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl PartialEq for FunctionType {
     /// Equal parts; most comparisons are of clones of one `Arc`, decided without looking.

@@ -1,16 +1,22 @@
 //! HTTP transport: invokes the remote functions of one HTTP endpoint (StateFun's request-reply
 //! protocol over HTTP/1.1, plain or TLS).
 //!
-//! One [`HttpTransport`] per endpoint holds a keep-alive connection pool ([`super::pool`]:
-//! hyper HTTP/1.1 connections over TCP, or TLS for `https://`) and a semaphore of `pool_size`
-//! permits that bounds the calls in flight to the endpoint — and so its connections. A call
-//! holds its permit for all its attempts and backoffs.
+//! One [`HttpTransport`] per endpoint holds a keep-alive connection pool ([`super::pool`]: our
+//! own HTTP/1.1 client connections, [`super::conn`], over TCP, or TLS for `https://`) and a
+//! semaphore of `pool_size` permits that bounds the calls in flight to the endpoint — and so
+//! its connections. A call holds its permit for all its attempts and backoffs. The calling
+//! future does the I/O itself: no task per connection.
+//!
+//! What depends only on the function type — the URL from the template, its origin (the pool
+//! slot) and the request head up to `Content-Length` — is prepared once per function type and
+//! cached (up to [`MAX_PREPARED`] types; beyond that it is prepared per call).
 //!
 //! One call = `POST <url>` with the encoded `ToFunction`, `Content-Type:
-//! application/octet-stream` and `Accept-Encoding: gzip`. The reply must be `200`, typed
-//! `application/octet-stream` (a missing `Content-Type` is accepted), at most
-//! `payload_max_bytes` (checked against `Content-Length`, while reading, and again after gunzip)
-//! and decode as a `FromFunction` (a reply with no oneof set means "no side effects").
+//! application/octet-stream`, `Accept-Encoding: gzip`, `User-Agent: eddy/<version>` and
+//! `Content-Length`. The reply must be `200`, typed `application/octet-stream` (a missing
+//! `Content-Type` is accepted), at most `payload_max_bytes` (checked against `Content-Length`,
+//! while reading, and again after gunzip) and decode as a `FromFunction` (a reply with no oneof
+//! set means "no side effects").
 //!
 //! Time limits:
 //! - `call` bounds the whole call: every attempt and every backoff. A backoff that would end
@@ -25,27 +31,28 @@
 //!
 //! Retries (the call loop shared with the Lambda transport, `invoker/call.rs`: at most
 //! `max_attempts` attempts, exponential backoff with jitter from `backon`, `initial_backoff`
-//! doubling up to `max_backoff`): transport errors (connect, TLS, reset),
-//! timed-out attempts, HTTP 408, 429 and 5xx, and bad replies (wrong content type, oversize,
-//! not a `FromFunction`). Any other status fails the call at once. The final failure is an
-//! [`Error::Invocation`] whose reason is fit for a dead-letter record.
+//! doubling up to `max_backoff`): transport errors (connect, TLS, reset, malformed or oversize
+//! reply heads), timed-out attempts, HTTP 408, 429 and 5xx, and bad replies (wrong content
+//! type, oversize, not a `FromFunction`). Any other status fails the call at once. A request on
+//! a pooled connection whose write failed, or whose connection ended or was reset before any
+//! byte of the reply arrived (the server had closed the idle connection, racing the idle check
+//! of the pool), is repeated once on a new connection without spending an attempt; a reply of
+//! which anything was read never is. The final failure is an [`Error::Invocation`] whose reason
+//! is fit for a dead-letter record.
 
-use crate::address::Address;
+use crate::address::{Address, FunctionType};
 use crate::invoker::call::{self, Failure, Policy};
-use crate::invoker::pool::{ConnectError, Origin, Pool};
+use crate::invoker::conn::{ConnError, Connection, Head};
+use crate::invoker::pool::{ConnectError, Origin, Pool, Slot};
 use crate::invoker::tls;
 use crate::spec::{HttpTarget, TransportSpec};
 use crate::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use eddy_protocol::{FromFunction, Message as _};
-use http::header::{
-    HeaderMap, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT,
-};
-use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
+use http::{StatusCode, Uri};
+use std::collections::HashMap;
 use std::io::Read as _;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
@@ -60,6 +67,19 @@ const SNIPPET_BYTES: usize = 200;
 const SNIPPET_READ_LIMIT: usize = 64 * 1024;
 /// Compressed bodies above this size are inflated on the blocking pool.
 const INLINE_GUNZIP_LIMIT: usize = 256 * 1024;
+/// Most function types whose request preparation is cached per endpoint (an `ns/*` endpoint
+/// serves any name, so the cache is bounded).
+pub const MAX_PREPARED: usize = 4096;
+
+/// What a call to one function type needs besides the body, prepared once.
+struct Prepared {
+    /// The URL, for messages.
+    url: String,
+    /// The pool slot of the URL's origin.
+    slot: Arc<Slot>,
+    /// `POST <path> HTTP/1.1` and the fixed headers, each line ending in CRLF.
+    head: Box<[u8]>,
+}
 
 /// Calls functions of one HTTP endpoint.
 pub struct HttpTransport {
@@ -67,6 +87,9 @@ pub struct HttpTransport {
     pool: Arc<Pool>,
     /// One permit per call in flight (`pool_size`).
     permits: Semaphore,
+    /// Prepared requests by function type (foldhash, randomly seeded: cheaper than SipHash on
+    /// every call).
+    prepared: RwLock<HashMap<FunctionType, Arc<Prepared>, foldhash::fast::RandomState>>,
 }
 
 impl HttpTransport {
@@ -85,6 +108,7 @@ impl HttpTransport {
             target: target.clone(),
             pool,
             permits,
+            prepared: RwLock::new(HashMap::default()),
         })
     }
 
@@ -94,11 +118,9 @@ impl HttpTransport {
     /// `invoker/call.rs`); the final failure is an [`Error::Invocation`].
     pub async fn invoke(&self, target: &Address, body: Bytes) -> Result<FromFunction> {
         let transport = &self.target.transport;
-        let url = self.target.url_for(&target.function_type);
-        let parsed = parse_url(&url).and_then(|uri| Ok((Origin::of(&uri)?, uri)));
-        let (origin, uri) = match parsed {
-            Ok(parsed) => parsed,
-            Err(reason) => {
+        let prepared = match self.prepare(&target.function_type) {
+            Ok(prepared) => prepared,
+            Err((url, reason)) => {
                 tracing::warn!(target = %target, url = %url, reason = %reason, "invocation failed");
                 return Err(Error::Invocation {
                     target: target.to_string(),
@@ -115,62 +137,76 @@ impl HttpTransport {
             limit: (transport.pool_size, "pool_size"),
             shutdown: None,
         };
+        let (prepared, body) = (&*prepared, &body[..]);
         // Each attempt is boxed: a call waiting for a permit (or backing off) then holds only
         // the loop's state, not the attempt's, and thousands of calls may be waiting.
-        call::call(policy, target, &url, || {
-            Box::pin(self.attempt(&origin, &uri, body.clone()))
+        call::call(policy, target, &prepared.url, move || {
+            Box::pin(self.attempt(prepared, body))
         })
         .await
     }
 
+    /// The prepared request of `function_type` (cached), or `(url, reason)` if its URL is
+    /// unusable.
+    fn prepare(&self, function_type: &FunctionType) -> Result<Arc<Prepared>, (String, String)> {
+        if let Ok(cache) = self.prepared.read() {
+            if let Some(prepared) = cache.get(function_type) {
+                return Ok(Arc::clone(prepared));
+            }
+        }
+        let url = self.target.url_for(function_type);
+        let parsed = parse_url(&url).and_then(|uri| Ok((Origin::of(&uri)?, uri)));
+        let (origin, uri) = match parsed {
+            Ok(parsed) => parsed,
+            Err(reason) => return Err((url, reason)),
+        };
+        let prepared = Arc::new(Prepared {
+            head: request_head(&uri),
+            slot: self.pool.slot(&origin),
+            url,
+        });
+        if let Ok(mut cache) = self.prepared.write() {
+            if cache.len() < MAX_PREPARED {
+                cache.insert(function_type.clone(), Arc::clone(&prepared));
+            }
+        }
+        Ok(prepared)
+    }
+
     /// One attempt: send the request, check and decode the reply.
-    async fn attempt(
-        &self,
-        origin: &Origin,
-        uri: &Uri,
-        body: Bytes,
-    ) -> Result<FromFunction, Failure> {
+    async fn attempt(&self, prepared: &Prepared, body: &[u8]) -> Result<FromFunction, Failure> {
         let transport = &self.target.transport;
-        let path = uri.path_and_query().map_or("/", |path| path.as_str());
-        let host = uri.authority().map_or("", |authority| authority.as_str());
-        let request = Request::post(path)
-            .header(HOST, host)
-            .header(CONTENT_TYPE, OCTET_STREAM)
-            .header(ACCEPT_ENCODING, "gzip")
-            .header(USER_AGENT, USER_AGENT_VALUE)
-            .body(Full::new(body))
-            .map_err(|error| Failure::fatal(format!("cannot build the request: {error}")))?;
+        let slot = &*prepared.slot;
+        let origin = slot.origin();
         let sent = async {
-            let mut sender = self
+            let (mut connection, reused) = self
                 .pool
-                .checkout(origin)
+                .checkout(slot)
                 .await
                 .map_err(|error| Failure::retry(describe_connect_error(&error, origin)))?;
-            let response = match sender.try_send_request(request).await {
-                Ok(response) => response,
-                Err(mut error) => match error.take_message() {
-                    // Never sent: a pooled connection the server had closed while idle. One
-                    // fresh connection, without spending an attempt.
-                    Some(request) => {
-                        sender = Box::pin(self.pool.connect(origin)).await.map_err(|error| {
-                            Failure::retry(describe_connect_error(&error, origin))
-                        })?;
-                        sender.send_request(request).await.map_err(|error| {
-                            Failure::retry(format!("request failed: {}", error_chain(&error)))
-                        })?
-                    }
-                    None => {
-                        let error = error.into_error();
-                        return Err(Failure::retry(format!(
-                            "request failed: {}",
-                            error_chain(&error)
-                        )));
-                    }
-                },
-            };
-            Ok::<_, Failure>((sender, response))
+            match exchange(&mut connection, &prepared.head, body).await {
+                Ok(head) => Ok((connection, head)),
+                // A pooled connection the server had closed while idle: nothing of a reply
+                // arrived. One fresh connection, without spending an attempt.
+                Err(error) if reused && error.before_reply() => {
+                    tracing::debug!(
+                        origin = %origin.authority(),
+                        error = %error_chain(&error),
+                        "pooled connection closed by the server, retrying on a new one"
+                    );
+                    drop(connection);
+                    let mut connection = Box::pin(self.pool.connect(origin))
+                        .await
+                        .map_err(|error| Failure::retry(describe_connect_error(&error, origin)))?;
+                    let head = exchange(&mut connection, &prepared.head, body)
+                        .await
+                        .map_err(|error| request_failure(&error))?;
+                    Ok((connection, head))
+                }
+                Err(error) => Err(request_failure(&error)),
+            }
         };
-        let (sender, response) = match head_timeout(transport) {
+        let (mut connection, head) = match head_timeout(transport) {
             Some(limit) => match timeout(limit, sent).await {
                 Ok(sent) => sent,
                 Err(_elapsed) => {
@@ -182,30 +218,29 @@ impl HttpTransport {
             None => sent.await,
         }?;
 
-        let (head, body) = response.into_parts();
         let status = head.status;
-        if status != StatusCode::OK {
-            let snippet = error_snippet(&head.headers, body, transport.read).await;
+        if status != 200 {
+            let snippet = error_snippet(&mut connection, &head, transport.read).await;
             let reason = if snippet.is_empty() {
-                format!("http {}", status.as_u16())
+                format!("http {status}")
             } else {
-                format!("http {}: {snippet}", status.as_u16())
+                format!("http {status}: {snippet}")
             };
-            let failure = if retryable_status(status) {
+            let failure = if retryable_code(status) {
                 Failure::retry(reason)
             } else {
                 Failure::fatal(reason)
             };
-            return Err(failure.with_status(status.as_u16()));
+            return Err(failure.with_status(status));
         }
-        let status_failure = |reason: String| Failure::retry(reason).with_status(status.as_u16());
+        let status_failure = |reason: String| Failure::retry(reason).with_status(status);
 
-        if let Some(content_type) = head.headers.get(CONTENT_TYPE) {
-            let text = String::from_utf8_lossy(content_type.as_bytes());
-            let essence = text.split(';').next().unwrap_or_default().trim();
+        if let Some(content_type) = &head.content_type {
+            let essence = content_type.split(';').next().unwrap_or_default().trim();
             if !essence.eq_ignore_ascii_case(OCTET_STREAM) {
-                let snippet = error_snippet(&head.headers, body, transport.read).await;
-                let mut reason = format!("reply content-type {text}, expected {OCTET_STREAM}");
+                let snippet = error_snippet(&mut connection, &head, transport.read).await;
+                let mut reason =
+                    format!("reply content-type {content_type}, expected {OCTET_STREAM}");
                 if !snippet.is_empty() {
                     reason.push_str(": ");
                     reason.push_str(&snippet);
@@ -213,12 +248,12 @@ impl HttpTransport {
                 return Err(status_failure(reason));
             }
         }
-        let gzip = match content_encoding(&head.headers) {
+        let gzip = match content_encoding(&head.content_encoding) {
             Ok(gzip) => gzip,
             Err(reason) => return Err(status_failure(reason)),
         };
         let max = transport.payload_max_bytes;
-        if let Some(length) = content_length(&head.headers) {
+        if let Some(length) = head.content_length {
             if length > max as u64 {
                 return Err(status_failure(format!(
                     "reply of {length} bytes exceeds payload_max_bytes {max}"
@@ -227,22 +262,26 @@ impl HttpTransport {
         }
 
         let mut buffer = BytesMut::new();
-        match collect(body, &mut buffer, max, transport.read).await {
+        match connection
+            .read_body(&head, &mut buffer, max, transport.read)
+            .await
+        {
             // The reply was read to its end: the connection can serve the next call.
-            Ok(()) => self.pool.checkin(origin, sender),
-            Err(Collect::TooLarge) => {
+            Ok(()) => self.pool.checkin(slot, connection),
+            Err(ConnError::BodyTooLarge(_)) => {
                 return Err(status_failure(format!(
                     "reply exceeds payload_max_bytes {max} (more than {max} bytes received)"
                 )))
             }
-            Err(Collect::Stalled(limit)) => {
+            Err(ConnError::Stalled(limit)) => {
                 return Err(status_failure(format!(
                     "reply body stalled: no bytes within {limit:?} (transport timeout read)"
                 )))
             }
-            Err(Collect::Transport(reason)) => {
+            Err(error) => {
                 return Err(status_failure(format!(
-                    "reading the reply body failed: {reason}"
+                    "reading the reply body failed: {}",
+                    error_chain(&error)
                 )))
             }
         }
@@ -261,6 +300,45 @@ impl HttpTransport {
             ))
         })
     }
+}
+
+/// Sends one request on `connection` and reads the reply head.
+async fn exchange(
+    connection: &mut Connection,
+    head: &[u8],
+    body: &[u8],
+) -> Result<Head, ConnError> {
+    connection.send(head, body).await?;
+    connection.read_head().await
+}
+
+/// A failed exchange as a retryable failure.
+fn request_failure(error: &ConnError) -> Failure {
+    let mut tls = false;
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        tls |= is_tls_error(cause);
+        source = cause.source();
+    }
+    let layer = if tls { "tls: " } else { "" };
+    Failure::retry(format!("request failed: {layer}{}", error_chain(error)))
+}
+
+/// The request head of `uri` up to (not including) `Content-Length`.
+fn request_head(uri: &Uri) -> Box<[u8]> {
+    let path = uri.path_and_query().map_or("/", |path| path.as_str());
+    let path = if path.is_empty() { "/" } else { path };
+    let host = uri.authority().map_or("", |authority| {
+        let text = authority.as_str();
+        // Never the user information of the URL.
+        text.rsplit_once('@').map_or(text, |(_, host)| host)
+    });
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {OCTET_STREAM}\r\n\
+         Accept-Encoding: gzip\r\nUser-Agent: {USER_AGENT_VALUE}\r\n"
+    )
+    .into_bytes()
+    .into_boxed_slice()
 }
 
 /// Parses and checks an endpoint URL.
@@ -298,17 +376,20 @@ fn head_timeout(transport: &TransportSpec) -> Option<Duration> {
 
 /// Statuses worth another attempt: 408, 429 and 5xx.
 pub(super) fn retryable_status(status: StatusCode) -> bool {
-    status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status.is_server_error()
+    retryable_code(status.as_u16())
 }
 
-/// `Ok(true)` for a gzip body, `Ok(false)` for identity, `Err` for anything else.
-fn content_encoding(headers: &HeaderMap) -> Result<bool, String> {
+/// [`retryable_status`] of a status code.
+fn retryable_code(status: u16) -> bool {
+    status == 408 || status == 429 || (500..600).contains(&status)
+}
+
+/// `Ok(true)` for a gzip body, `Ok(false)` for identity, `Err` for anything else; `values`
+/// are the `Content-Encoding` header values.
+fn content_encoding(values: &[String]) -> Result<bool, String> {
     let mut gzip = false;
-    for value in headers.get_all(CONTENT_ENCODING) {
-        let text = String::from_utf8_lossy(value.as_bytes());
-        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+    for value in values {
+        for coding in value.split(',').map(str::trim).filter(|c| !c.is_empty()) {
             if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
                 if gzip {
                     return Err("reply is gzip-encoded twice".into());
@@ -322,49 +403,6 @@ fn content_encoding(headers: &HeaderMap) -> Result<bool, String> {
         }
     }
     Ok(gzip)
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.trim().parse().ok())
-}
-
-/// Why reading a body stopped early.
-enum Collect {
-    /// More than the limit arrived.
-    TooLarge,
-    /// No bytes within the read timeout.
-    Stalled(Duration),
-    Transport(String),
-}
-
-/// Appends `body` to `buffer`, failing once it holds more than `limit` bytes.
-async fn collect(
-    mut body: Incoming,
-    buffer: &mut BytesMut,
-    limit: usize,
-    read: Option<Duration>,
-) -> Result<(), Collect> {
-    loop {
-        let next = match read {
-            Some(read) => timeout(read, body.frame())
-                .await
-                .map_err(|_elapsed| Collect::Stalled(read))?,
-            None => body.frame().await,
-        };
-        let Some(frame) = next else {
-            return Ok(());
-        };
-        let frame = frame.map_err(|error| Collect::Transport(error_chain(&error)))?;
-        if let Ok(data) = frame.into_data() {
-            if buffer.len() + data.len() > limit {
-                return Err(Collect::TooLarge);
-            }
-            buffer.extend_from_slice(&data);
-        }
-    }
 }
 
 /// Inflates a gzip reply body of at most `max` bytes once inflated.
@@ -393,11 +431,13 @@ fn gunzip(compressed: &[u8], max: usize) -> Result<Bytes, String> {
 
 /// The first bytes of a reply body as one line of text, for failure reasons. Best effort:
 /// whatever could be read (and inflated) before an error or the size cap.
-async fn error_snippet(headers: &HeaderMap, body: Incoming, read: Option<Duration>) -> String {
+async fn error_snippet(connection: &mut Connection, head: &Head, read: Option<Duration>) -> String {
     let mut buffer = BytesMut::new();
     // An error here only cuts the snippet short.
-    let _ = collect(body, &mut buffer, SNIPPET_READ_LIMIT, read).await;
-    let bytes = if content_encoding(headers) == Ok(true) {
+    let _ = connection
+        .read_body(head, &mut buffer, SNIPPET_READ_LIMIT, read)
+        .await;
+    let bytes = if content_encoding(&head.content_encoding) == Ok(true) {
         let mut inflated = Vec::new();
         // Keeps what was inflated before any error.
         let _ = flate2::read::MultiGzDecoder::new(&buffer[..])
@@ -457,7 +497,6 @@ fn describe_connect_error(error: &ConnectError, origin: &Origin) -> String {
     let (tls, chain) = match error {
         ConnectError::Tcp(error) => (is_tls_error(error), error_chain(error)),
         ConnectError::Tls(error) => (true, error_chain(error)),
-        ConnectError::Http(error) => (false, error_chain(error)),
     };
     let layer = if tls { "tls: " } else { "" };
     let mut reason = format!("connect to {} failed: {layer}{chain}", origin.authority());
@@ -508,9 +547,11 @@ mod tests {
         Response as ReplyKind,
     };
     use eddy_protocol::TypedValue;
-    use http::{HeaderValue, Method, Response};
+    use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
+    use http::{HeaderMap, HeaderValue, Method, Request, Response};
     use http_body_util::combinators::BoxBody;
-    use hyper::body::{Body, Frame};
+    use http_body_util::{BodyExt as _, Full};
+    use hyper::body::{Body, Frame, Incoming};
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
@@ -1206,6 +1247,156 @@ mod tests {
             }
         });
         (addr, connections, task)
+    }
+
+    /// A raw server that answers every request with `reply` (bytes as they are) and closes.
+    async fn raw_server(reply: &'static [u8]) -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let count = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => seen.extend_from_slice(&chunk[..read]),
+                        }
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let _ = stream.write_all(reply).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        (addr, requests, task)
+    }
+
+    #[tokio::test]
+    async fn malformed_reply_heads_are_retried() {
+        let (addr, requests, task) = raw_server(b"HTTP/1.1 2OO OK\r\n\r\n").await;
+        let target = target(format!("http://{addr}/fn/{{function.name}}"), |_| {});
+        let (attempts, reason) = invocation_failure(invoke(&target).await);
+        assert_eq!(attempts, 3);
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            reason,
+            "request failed: malformed reply: invalid response status in the head"
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn interim_replies_and_chunked_bodies_from_a_raw_server() {
+        let (addr, _, task) = raw_server(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\
+              Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n\
+              0;no-data\r\nX-Trailer: 1\r\n\r\n",
+        )
+        .await;
+        let target = target(format!("http://{addr}/fn/{{function.name}}"), |_| {});
+        let reply = invoke(&target).await.expect("reply");
+        assert_eq!(reply, FromFunction::default());
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn chunked_replies_keep_the_connection() {
+        let server = serve(None, |_| async {
+            let encoded = Bytes::from(sample_reply().encode_to_vec());
+            let chunks = vec![encoded.slice(..3), encoded.slice(3..)];
+            Response::builder()
+                .header(CONTENT_TYPE, OCTET_STREAM)
+                .body(Chunked(chunks).boxed())
+                .expect("reply")
+        })
+        .await;
+        let transport = HttpTransport::new(&target(server.url("http"), |_| {})).expect("transport");
+        for _ in 0..3 {
+            let reply = transport.invoke(&address(), request_body()).await;
+            assert_eq!(reply.expect("reply"), sample_reply());
+        }
+        assert_eq!(server.connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn large_gzip_replies_are_inflated() {
+        // Incompressible bytes: the gzip body is over INLINE_GUNZIP_LIMIT, so it is inflated
+        // on the blocking pool.
+        let mut noise = vec![0u8; INLINE_GUNZIP_LIMIT + 4096];
+        let mut rng = fastrand::Rng::with_seed(7);
+        rng.fill(&mut noise);
+        let mut large = sample_reply();
+        if let Some(ReplyKind::InvocationResult(result)) = large.response.as_mut() {
+            if let Some(value) = result.state_mutations[0].state_value.as_mut() {
+                value.value = Bytes::from(noise);
+            }
+        }
+        let compressed = gzip(&large.encode_to_vec());
+        assert!(compressed.len() > INLINE_GUNZIP_LIMIT);
+        let server = serve(None, move |_| {
+            let compressed = compressed.clone();
+            async move {
+                Response::builder()
+                    .header(CONTENT_TYPE, OCTET_STREAM)
+                    .header(CONTENT_ENCODING, "gzip")
+                    .body(full(compressed))
+                    .expect("reply")
+            }
+        })
+        .await;
+        let transport = HttpTransport::new(&target(server.url("http"), |_| {})).expect("transport");
+        for _ in 0..2 {
+            let reply = transport.invoke(&address(), request_body()).await;
+            assert_eq!(reply.expect("reply"), large);
+        }
+        assert_eq!(server.connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn requests_are_prepared_once_per_function_type() {
+        let server = serve(None, |received: Received| async move {
+            if received.path == "/fn/greeter" || received.path == "/fn/other" {
+                proto_reply(&sample_reply())
+            } else {
+                status_reply(404, "unknown")
+            }
+        })
+        .await;
+        let transport = HttpTransport::new(&target(server.url("http"), |_| {})).expect("transport");
+        let other = Address::new(FunctionType::new("com.example", "other"), "bob");
+        for _ in 0..2 {
+            transport
+                .invoke(&address(), request_body())
+                .await
+                .expect("reply");
+            transport
+                .invoke(&other, request_body())
+                .await
+                .expect("reply");
+        }
+        let cached = transport
+            .prepared
+            .read()
+            .map(|cache| cache.len())
+            .unwrap_or_default();
+        assert_eq!(cached, 2);
+        // One origin: both types share its connection.
+        assert_eq!(server.connections(), 1);
+        let prepared = transport.prepare(&other.function_type).expect("prepared");
+        assert_eq!(
+            String::from_utf8_lossy(&prepared.head),
+            format!(
+                "POST /fn/other HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
+                 Accept-Encoding: gzip\r\nUser-Agent: {USER_AGENT_VALUE}\r\n",
+                server.addr
+            )
+        );
     }
 
     #[tokio::test]

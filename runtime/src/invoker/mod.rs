@@ -7,6 +7,7 @@
 //! linked into the binary; the remote transports share their retry loop (`call.rs`).
 
 pub(crate) mod call;
+pub mod conn;
 pub mod embedded;
 pub mod http;
 pub mod lambda;

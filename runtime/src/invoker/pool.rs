@@ -1,32 +1,28 @@
 //! The keep-alive connection pool of one HTTP endpoint.
 //!
-//! Each connection is a hyper HTTP/1.1 client connection (`hyper::client::conn::http1`) over
-//! TCP, or over TLS (rustls) for `https://` URLs; its I/O runs in a task of its own. A call
-//! takes an idle connection of the URL's origin (scheme, host and port) or opens one, sends
+//! Each connection is one of our own HTTP/1.1 client connections ([`super::conn`]) over TCP,
+//! or over TLS (rustls) for `https://` URLs; it has no task of its own. A call takes an idle
+//! connection of its origin (scheme, host and port; a [`Slot`] per origin) or opens one, sends
 //! one request on it and gives it back once the reply body has been read to its end; a
-//! connection whose reply was not read to the end, that failed, or that the server closed is
-//! dropped instead. Because the caller's permit (`pool_size`) bounds calls in flight and a
-//! connection is only ever handed to one call at a time, an endpoint never holds more than
-//! `pool_size` connections, and finished connections are reused at once (hyper-util's legacy
-//! pool returned them asynchronously and opened extra connections under load).
+//! connection whose reply was not read to the end, that failed, or that the server asked to
+//! close is dropped instead. Because the caller's permit (`pool_size`) bounds calls in flight
+//! and a connection is only ever handed to one call at a time, an endpoint never holds more
+//! than `pool_size` connections, and finished connections are reused at once.
 //!
-//! Idle connections older than `pool_ttl` are closed: when a call looks for one, and by a
-//! sweep every `pool_ttl` while the pool is alive.
+//! Before an idle connection is handed out, one non-blocking read checks that the server has
+//! not closed it meanwhile (a closed one is dropped and the next one tried). Idle connections
+//! older than `pool_ttl` are closed: when a call looks for one, and by a sweep every `pool_ttl`
+//! while the pool is alive (which also drops the ones the server closed). `pool_ttl: 0` keeps
+//! no idle connection.
 
-use bytes::Bytes;
+use crate::invoker::conn::{Connection, Stream};
 use http::Uri;
-use http_body_util::Full;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-
-/// A connection's request handle.
-pub type Sender = SendRequest<Full<Bytes>>;
 
 /// Where a connection goes: scheme, host and port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -75,18 +71,34 @@ pub enum ConnectError {
     Tcp(std::io::Error),
     /// The TLS handshake failed.
     Tls(std::io::Error),
-    /// The HTTP/1.1 handshake failed.
-    Http(hyper::Error),
 }
 
 struct Idle {
-    sender: Sender,
+    connection: Connection,
     since: Instant,
+}
+
+/// The idle connections of one origin.
+pub struct Slot {
+    origin: Origin,
+    /// Oldest first.
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl Slot {
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// How many idle connections wait in this slot.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().map_or(0, |idle| idle.len())
+    }
 }
 
 /// The idle connections of one endpoint, by origin.
 pub struct Pool {
-    idle: Mutex<HashMap<Origin, Vec<Idle>>>,
+    slots: Mutex<HashMap<Origin, Arc<Slot>>>,
     tls: Arc<rustls::ClientConfig>,
     connect_timeout: Duration,
     ttl: Duration,
@@ -100,7 +112,7 @@ impl Pool {
         ttl: Duration,
     ) -> Arc<Pool> {
         let pool = Arc::new(Pool {
-            idle: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
             tls,
             connect_timeout,
             ttl,
@@ -114,72 +126,114 @@ impl Pool {
         pool
     }
 
-    /// An idle connection to `origin` that is still usable, or a new one.
-    pub async fn checkout(&self, origin: &Origin) -> Result<Sender, ConnectError> {
-        while let Some(mut sender) = self.take_idle(origin) {
-            // Ready at once unless the connection is still finishing its last exchange.
-            if sender.ready().await.is_ok() {
-                return Ok(sender);
-            }
+    /// The slot of `origin` (callers keep it: looking it up hashes the origin).
+    pub fn slot(&self, origin: &Origin) -> Arc<Slot> {
+        let new = || {
+            Arc::new(Slot {
+                origin: origin.clone(),
+                idle: Mutex::new(Vec::new()),
+            })
+        };
+        match self.slots.lock() {
+            Ok(mut slots) => Arc::clone(slots.entry(origin.clone()).or_insert_with(new)),
+            // A poisoned map: a slot of its own still works, it is just not shared.
+            Err(_) => new(),
         }
-        // Boxed: connecting (TCP + TLS + handshake) is rare next to reuse, and its future is
-        // large; inline it would enlarge every invocation's future.
-        Box::pin(self.connect(origin)).await
     }
 
-    /// Gives back a connection whose last reply was read to its end.
-    pub fn checkin(&self, origin: &Origin, sender: Sender) {
-        // `pool_ttl: 0` keeps no idle connection: dropping the sender closes it.
-        if sender.is_closed() || self.ttl.is_zero() {
+    /// An idle connection of `slot` that is still usable (`true`: reused), or a new one.
+    pub async fn checkout(&self, slot: &Slot) -> Result<(Connection, bool), ConnectError> {
+        while let Some(mut connection) = self.take_idle(slot) {
+            if connection.is_idle_usable() {
+                return Ok((connection, true));
+            }
+            tracing::debug!(
+                origin = %slot.origin.authority(),
+                "dropping an idle connection the server closed"
+            );
+        }
+        // Boxed: connecting (TCP + TLS) is rare next to reuse, and its future is large;
+        // inline it would enlarge every attempt's future.
+        let connection = Box::pin(self.connect(&slot.origin)).await?;
+        Ok((connection, false))
+    }
+
+    /// Gives back a connection after a call: kept if its last reply was read to its end and
+    /// the server allows another request, else closed.
+    pub fn checkin(&self, slot: &Slot, connection: Connection) {
+        // `pool_ttl: 0` keeps no idle connection: dropping it closes it.
+        if !connection.is_reusable() || self.ttl.is_zero() {
             return;
         }
-        let Ok(mut idle) = self.idle.lock() else {
+        let Ok(mut idle) = slot.idle.lock() else {
             return;
         };
-        idle.entry(origin.clone()).or_default().push(Idle {
-            sender,
+        idle.push(Idle {
+            connection,
             since: Instant::now(),
         });
     }
 
-    /// The most recently used idle connection of `origin` (dropping expired and closed ones).
-    fn take_idle(&self, origin: &Origin) -> Option<Sender> {
-        let mut idle = self.idle.lock().ok()?;
-        let list = idle.get_mut(origin)?;
-        let now = Instant::now();
-        // Oldest first: expired ones are at the front.
-        let expired = list
-            .iter()
-            .take_while(|entry| now.duration_since(entry.since) > self.ttl)
-            .count();
-        list.drain(..expired);
-        while let Some(entry) = list.pop() {
-            if !entry.sender.is_closed() {
-                return Some(entry.sender);
+    /// The most recently used idle connection of `slot`, dropping expired ones.
+    fn take_idle(&self, slot: &Slot) -> Option<Connection> {
+        let mut expired = Vec::new();
+        let taken = {
+            let mut idle = slot.idle.lock().ok()?;
+            let now = Instant::now();
+            let count = idle
+                .iter()
+                .take_while(|entry| now.duration_since(entry.since) > self.ttl)
+                .count();
+            if count > 0 {
+                expired.extend(idle.drain(..count));
             }
-        }
-        None
+            idle.pop()
+        };
+        // Closed outside the lock.
+        drop(expired);
+        taken.map(|entry| entry.connection)
     }
 
-    /// Closes idle connections older than the TTL; returns how many are left.
+    /// Closes idle connections older than the TTL or that the server closed, and forgets
+    /// origins nobody uses; returns how many idle connections are left.
     fn sweep_expired(&self) -> usize {
-        let Ok(mut idle) = self.idle.lock() else {
-            return 0;
+        let slots: Vec<Arc<Slot>> = match self.slots.lock() {
+            Ok(mut slots) => {
+                // Only the map holds these, and they have nothing idle.
+                slots.retain(|_, slot| Arc::strong_count(slot) > 1 || slot.idle_count() > 0);
+                slots.values().cloned().collect()
+            }
+            Err(_) => return 0,
         };
         let now = Instant::now();
         let mut left = 0;
-        for list in idle.values_mut() {
-            list.retain(|entry| {
-                now.duration_since(entry.since) <= self.ttl && !entry.sender.is_closed()
-            });
-            left += list.len();
+        for slot in slots {
+            let Ok(mut idle) = slot.idle.lock() else {
+                continue;
+            };
+            let taken = std::mem::take(&mut *idle);
+            drop(idle);
+            // Checked (and closed) outside the lock.
+            let kept: Vec<Idle> = taken
+                .into_iter()
+                .filter_map(|mut entry| {
+                    let fresh = now.duration_since(entry.since) <= self.ttl;
+                    (fresh && entry.connection.is_idle_usable()).then_some(entry)
+                })
+                .collect();
+            let Ok(mut idle) = slot.idle.lock() else {
+                continue;
+            };
+            // Connections given back meanwhile are newer: they go after the kept ones.
+            let newer = std::mem::replace(&mut *idle, kept);
+            idle.extend(newer);
+            left += idle.len();
         }
-        idle.retain(|_, list| !list.is_empty());
         left
     }
 
     /// A new connection to `origin`.
-    pub async fn connect(&self, origin: &Origin) -> Result<Sender, ConnectError> {
+    pub async fn connect(&self, origin: &Origin) -> Result<Connection, ConnectError> {
         let address = (origin.host.as_str(), origin.port);
         let tcp =
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(address)).await {
@@ -197,7 +251,7 @@ impl Pool {
             };
         // Requests are small and latency matters more than segment count.
         let _ = tcp.set_nodelay(true);
-        if origin.https {
+        let stream = if origin.https {
             let name = ServerName::try_from(origin.host.clone()).map_err(|error| {
                 ConnectError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, error))
             })?;
@@ -205,28 +259,12 @@ impl Pool {
                 .connect(name, tcp)
                 .await
                 .map_err(ConnectError::Tls)?;
-            let (sender, connection) = http1::handshake(TokioIo::new(tls))
-                .await
-                .map_err(ConnectError::Http)?;
-            tokio::spawn(drive(connection));
-            Ok(sender)
+            Stream::Tls(Box::new(tls))
         } else {
-            let (sender, connection) = http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(ConnectError::Http)?;
-            tokio::spawn(drive(connection));
-            Ok(sender)
-        }
-    }
-}
-
-/// Runs one connection's I/O until it closes.
-async fn drive<C>(connection: C)
-where
-    C: std::future::Future<Output = hyper::Result<()>>,
-{
-    if let Err(error) = connection.await {
-        tracing::debug!(%error, "function connection closed");
+            Stream::Plain(tcp)
+        };
+        tracing::debug!(origin = %origin.authority(), "opened a function connection");
+        Ok(Connection::new(stream))
     }
 }
 
@@ -245,6 +283,11 @@ async fn sweep(pool: Weak<Pool>, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::invoker::call::tests::wait_for;
+    use bytes::BytesMut;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
 
     #[test]
     fn origins_of_urls() {
@@ -265,5 +308,166 @@ mod tests {
         assert_eq!(v6.host, "::1");
         assert_eq!(v6.authority(), "[::1]:8080");
         assert!(of("ftp://example.com/").is_err());
+    }
+
+    /// A TCP server that answers every request (a head without a body) with an empty `200`,
+    /// closing the connection after the reply when `close` is set (without saying so).
+    /// Counts the connections it accepted.
+    async fn server(close: bool) -> (Origin, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(read) = stream.read(&mut chunk).await {
+                        if read == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&chunk[..read]);
+                        if seen.windows(4).any(|window| window == b"\r\n\r\n") {
+                            seen.clear();
+                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                            if stream.write_all(reply).await.is_err() || close {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let origin = Origin {
+            https: false,
+            host: "127.0.0.1".into(),
+            port: addr.port(),
+        };
+        (origin, accepted)
+    }
+
+    fn pool(ttl: Duration) -> Arc<Pool> {
+        let tls = crate::invoker::tls::client_config(&crate::spec::TlsSpec::default(), false)
+            .expect("tls config");
+        Pool::new(Arc::new(tls), Duration::from_secs(1), ttl)
+    }
+
+    /// One call through the pool; true if it reused a connection.
+    async fn call(pool: &Pool, slot: &Slot) -> bool {
+        let (mut connection, reused) = pool.checkout(slot).await.expect("connection");
+        connection
+            .send(b"POST / HTTP/1.1\r\nHost: test\r\n", b"")
+            .await
+            .expect("sent");
+        let head = connection.read_head().await.expect("head");
+        let mut body = BytesMut::new();
+        connection
+            .read_body(&head, &mut body, 100, None)
+            .await
+            .expect("body");
+        pool.checkin(slot, connection);
+        reused
+    }
+
+    #[tokio::test]
+    async fn connections_are_reused_at_once() {
+        let (origin, accepted) = server(false).await;
+        let pool = pool(Duration::from_secs(10));
+        let slot = pool.slot(&origin);
+        assert!(
+            Arc::ptr_eq(&slot, &pool.slot(&origin)),
+            "one slot per origin"
+        );
+        assert!(!call(&pool, &slot).await);
+        for _ in 0..5 {
+            assert!(call(&pool, &slot).await);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(slot.idle_count(), 1);
+
+        // Two calls at once need two connections; both are kept afterwards.
+        let (first, _) = pool.checkout(&slot).await.expect("first");
+        let (second, reused) = pool.checkout(&slot).await.expect("second");
+        assert!(!reused);
+        wait_for(|| accepted.load(Ordering::SeqCst) == 2).await;
+        // The reused one is still clean and is kept; the new one never read a reply and is
+        // closed, as is one whose request was sent but whose reply was not read.
+        pool.checkin(&slot, first);
+        pool.checkin(&slot, second);
+        assert_eq!(slot.idle_count(), 1);
+        let (mut third, reused) = pool.checkout(&slot).await.expect("third");
+        assert!(reused);
+        third
+            .send(b"POST / HTTP/1.1\r\nHost: test\r\n", b"")
+            .await
+            .expect("sent");
+        pool.checkin(&slot, third);
+        assert_eq!(slot.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn pool_ttl_zero_keeps_no_connection() {
+        let (origin, accepted) = server(false).await;
+        let pool = pool(Duration::ZERO);
+        let slot = pool.slot(&origin);
+        for _ in 0..3 {
+            assert!(!call(&pool, &slot).await);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        assert_eq!(slot.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn expired_idle_connections_are_not_reused_and_are_swept() {
+        let (origin, accepted) = server(false).await;
+        let pool = pool(Duration::from_millis(30));
+        let slot = pool.slot(&origin);
+        call(&pool, &slot).await;
+        assert_eq!(pool.sweep_expired(), 1);
+        // The behaviour under test is the passing of time itself: idle past the TTL.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(
+            !call(&pool, &slot).await,
+            "the expired connection was reused"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(pool.sweep_expired(), 0);
+        assert_eq!(slot.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_the_server_closed_are_replaced() {
+        let (origin, accepted) = server(true).await;
+        let pool = pool(Duration::from_secs(10));
+        let slot = pool.slot(&origin);
+        call(&pool, &slot).await;
+        assert_eq!(slot.idle_count(), 1);
+        // Once the close has arrived, the idle check drops the connection.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!call(&pool, &slot).await, "a closed connection was reused");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // And the sweep drops the ones closed while idle.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pool.sweep_expired(), 0);
+    }
+
+    #[tokio::test]
+    async fn unused_origins_are_forgotten() {
+        let (origin, _) = server(false).await;
+        let pool = pool(Duration::from_secs(10));
+        let slot = pool.slot(&origin);
+        pool.sweep_expired();
+        assert!(Arc::ptr_eq(&slot, &pool.slot(&origin)), "a held slot stays");
+        drop(slot);
+        pool.sweep_expired();
+        let count = pool
+            .slots
+            .lock()
+            .map(|slots| slots.len())
+            .unwrap_or_default();
+        assert_eq!(count, 0);
     }
 }
