@@ -155,14 +155,42 @@ fn plain_string(line: &str, at: usize) -> Option<(&str, usize)> {
         return None;
     }
     let start = at + 1;
-    let rest = bytes.get(start..)?;
-    let length = memchr::memchr2(b'"', b'\\', rest)?;
-    let end = start + length;
-    if rest[..length].iter().any(|&byte| byte < 0x20) {
-        return None;
-    }
-    // Only the closing quote may end it: a backslash means serde.
+    let end = start + string_stop(bytes.get(start..)?)?;
+    // Only the closing quote may end it: a backslash or control character means serde.
     (bytes[end] == b'"').then(|| (&line[start..end], end + 1))
+}
+
+/// The index of the first `"`, `\\` or control character (below 0x20) in `bytes`. Strings
+/// here are short, so eight bytes at a time by word arithmetic beats a SIMD search's set-up.
+fn string_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Non-zero if some byte of `word` is below `limit` (at most 0x80) or is zero.
+    let below = |word: u64, limit: u64| word.wrapping_sub(ONES * limit) & !word & HIGHS;
+    let is_stop = |byte: u8| byte == b'"' || byte == b'\\' || byte < 0x20;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(word);
+        let flagged = below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1)
+            | below(word, 0x20);
+        if flagged != 0 {
+            // The word test may flag a byte after a real stop, never miss one: look closely.
+            return chunk
+                .iter()
+                .position(|&byte| is_stop(byte))
+                .map(|i| offset + i);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&byte| is_stop(byte))
+        .map(|i| offset + i)
 }
 
 /// The fields of a message line, borrowed from the line where no unescaping is needed.
@@ -967,6 +995,21 @@ mod tests {
             }
         }
 
+    }
+
+    proptest! {
+        #[test]
+        fn string_stop_finds_the_first_quote_backslash_or_control(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let expected = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(string_stop(&bytes), expected);
+        }
+
+        #[test]
+        fn string_stop_on_text_with_rare_stops(text in "[a-z0-9/+=. é\u{7f}]{0,30}[\"\\\\\u{1}]?[a-z\"]{0,12}") {
+            let bytes = text.as_bytes();
+            let expected = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(string_stop(bytes), expected);
+        }
     }
 
     proptest! {
