@@ -114,6 +114,7 @@ impl Options {
             let machine = Machine::new(MachineConfig {
                 catalog: Arc::clone(&catalog),
                 egress_ids: Arc::clone(&egress_ids),
+                workers,
             });
             partition_workers.push(Worker::new(
                 index,

@@ -153,6 +153,8 @@ impl Interner {
 #[derive(Debug)]
 struct InFlight {
     batch_id: u64,
+    /// The endpoint whose invocation slot the batch holds.
+    endpoint: usize,
     messages: Vec<Message>,
     negotiation_rounds: u32,
     /// The `specs_generation` the request was built with.
@@ -168,6 +170,8 @@ struct Instance {
     waiting_acks: usize,
     /// Boxed: most addresses are idle most of the time.
     in_flight: Option<Box<InFlight>>,
+    /// Queued for a free invocation slot of its endpoint (see [`Slots`]).
+    waiting: bool,
     last_invoke_ms: u64,
     /// The due time of this address's entry in `Machine::expiries` (0: none).
     expiry_check_ms: u64,
@@ -241,6 +245,23 @@ pub struct MachineConfig {
     pub catalog: Arc<Catalog>,
     /// The egress ids replies may write to.
     pub egress_ids: Arc<HashSet<String>>,
+    /// How many partition workers share each endpoint's concurrency (`pool_size`,
+    /// `maxConcurrency`): each machine keeps at most its share of invocations in flight.
+    pub workers: usize,
+}
+
+/// The invocation slots of one endpoint in one machine: its share of the endpoint's
+/// concurrency, and the addresses waiting for a slot, first come first served.
+///
+/// An address waits with its messages still in its mailbox, where later messages join them,
+/// so the batch it sends once a slot frees up holds everything that arrived meanwhile (late
+/// batching): under load batches grow instead of requests queueing up, and no more than
+/// `limit` requests exist at any time.
+#[derive(Debug)]
+struct Slots {
+    limit: usize,
+    in_flight: usize,
+    waiting: VecDeque<Address>,
 }
 
 /// The state machine of one partition worker.
@@ -255,6 +276,8 @@ pub struct Machine {
     /// their memory back. Entries may be stale; they are re-checked when due.
     expiries: BTreeSet<(u64, Address)>,
     names: Interner,
+    /// By endpoint index.
+    slots: Vec<Slots>,
     next_batch_id: u64,
     stats: Stats,
 }
@@ -269,6 +292,7 @@ impl Machine {
             timers: Timers::default(),
             expiries: BTreeSet::new(),
             names: Interner::default(),
+            slots: Vec::new(),
             next_batch_id: 1,
             stats: Stats::default(),
         }
@@ -428,6 +452,11 @@ impl Machine {
             tracing::warn!(%address, batch_id, "stale completion ignored");
             return;
         };
+        // The slot is free again (a negotiation re-send takes it back at once).
+        let endpoint = in_flight.endpoint;
+        if let Some(slots) = self.slots.get_mut(endpoint) {
+            slots.in_flight = slots.in_flight.saturating_sub(1);
+        }
         match result {
             Err(error) => self.fail(now_ms, &address, in_flight.messages, error.to_string(), out),
             Ok(reply) => match reply.response {
@@ -457,6 +486,7 @@ impl Machine {
         }
         self.schedule_expiry(&address);
         self.dispatch(now_ms, &address, out);
+        self.fill_slots(now_ms, endpoint, out);
     }
 
     /// Fires every delayed message due at `now_ms`.
@@ -551,12 +581,14 @@ impl Machine {
         self.functions.get_mut(function_type)
     }
 
-    /// Sends the next batch of `address` if it has queued messages and nothing in flight.
+    /// Sends the next batch of `address` if it has queued messages and nothing in flight — or,
+    /// when its endpoint has no free slot (or others are already waiting for one), queues the
+    /// address for the next free slot.
     fn dispatch(&mut self, now_ms: u64, address: &Address, out: &mut Vec<Action>) {
         let Some(instance) = self.instances.get_mut(address) else {
             return;
         };
-        if instance.in_flight.is_some() {
+        if instance.in_flight.is_some() || instance.waiting {
             return;
         }
         if instance.mailbox.is_empty() {
@@ -571,29 +603,14 @@ impl Machine {
         let Some(info) = self.functions.get(&address.function_type) else {
             return;
         };
-        let take = instance.mailbox.len().min(info.max_batch);
-        let mut released = 0;
-        let messages: Vec<Message> = instance
-            .mailbox
-            .drain(..take)
-            .map(|envelope| {
-                if let Some(ack) = envelope.ack {
-                    // A sender still waiting on a message that is being sent now: release it.
-                    ack.release();
-                    released += 1;
-                }
-                envelope.message
-            })
-            .collect();
-        instance.waiting_acks -= released;
-        if instance.waiting_acks > 0 {
-            for envelope in instance.mailbox.iter_mut().take(info.max_batch) {
-                if let Some(ack) = envelope.ack.take() {
-                    ack.release();
-                    instance.waiting_acks -= 1;
-                }
-            }
+        let slots = slots_of(&mut self.slots, &self.config, info.endpoint);
+        if slots.in_flight >= slots.limit || !slots.waiting.is_empty() {
+            instance.waiting = true;
+            slots.waiting.push_back(address.clone());
+            return;
         }
+        slots.in_flight += 1;
+        let messages = take_batch(instance, info.max_batch);
         out.push(begin_invocation(
             now_ms,
             (&mut self.next_batch_id, &mut self.stats),
@@ -603,6 +620,42 @@ impl Machine {
             messages,
             0,
         ));
+    }
+
+    /// Gives free slots of `endpoint` to waiting addresses, longest waiting first.
+    fn fill_slots(&mut self, now_ms: u64, endpoint: usize, out: &mut Vec<Action>) {
+        loop {
+            let Some(slots) = self.slots.get_mut(endpoint) else {
+                return;
+            };
+            if slots.in_flight >= slots.limit {
+                return;
+            }
+            let Some(address) = slots.waiting.pop_front() else {
+                return;
+            };
+            let (Some(instance), Some(info)) = (
+                self.instances.get_mut(&address),
+                self.functions.get(&address.function_type),
+            ) else {
+                continue;
+            };
+            instance.waiting = false;
+            if instance.in_flight.is_some() || instance.mailbox.is_empty() {
+                continue;
+            }
+            slots.in_flight += 1;
+            let messages = take_batch(instance, info.max_batch);
+            out.push(begin_invocation(
+                now_ms,
+                (&mut self.next_batch_id, &mut self.stats),
+                &address,
+                instance,
+                info,
+                messages,
+                0,
+            ));
+        }
     }
 
     fn fail(
@@ -861,6 +914,7 @@ impl Machine {
         ) else {
             return;
         };
+        slots_of(&mut self.slots, &self.config, info.endpoint).in_flight += 1;
         out.push(begin_invocation(
             now_ms,
             (&mut self.next_batch_id, &mut self.stats),
@@ -1080,6 +1134,57 @@ fn purge_expired(now_ms: u64, instance: &mut Instance, specs: &[ValueSpec]) -> O
     next
 }
 
+/// The slots of `endpoint`, set up on first use: the endpoint's concurrency divided among the
+/// workers (rounded up), or no bound.
+fn slots_of<'s>(
+    slots: &'s mut Vec<Slots>,
+    config: &MachineConfig,
+    endpoint: usize,
+) -> &'s mut Slots {
+    while slots.len() <= endpoint {
+        let limit = config
+            .catalog
+            .endpoint(slots.len())
+            .and_then(|spec| spec.max_in_flight())
+            .map_or(usize::MAX, |limit| limit.div_ceil(config.workers.max(1)));
+        slots.push(Slots {
+            limit,
+            in_flight: 0,
+            waiting: VecDeque::new(),
+        });
+    }
+    &mut slots[endpoint]
+}
+
+/// Takes the next batch (at most `max_batch` messages) out of the mailbox, releasing the
+/// senders of every message now within the bound.
+fn take_batch(instance: &mut Instance, max_batch: usize) -> Vec<Message> {
+    let take = instance.mailbox.len().min(max_batch);
+    let mut released = 0;
+    let messages: Vec<Message> = instance
+        .mailbox
+        .drain(..take)
+        .map(|envelope| {
+            if let Some(ack) = envelope.ack {
+                // A sender still waiting on a message that is being sent now: release it.
+                ack.release();
+                released += 1;
+            }
+            envelope.message
+        })
+        .collect();
+    instance.waiting_acks -= released;
+    if instance.waiting_acks > 0 {
+        for envelope in instance.mailbox.iter_mut().take(max_batch) {
+            if let Some(ack) = envelope.ack.take() {
+                ack.release();
+                instance.waiting_acks -= 1;
+            }
+        }
+    }
+    messages
+}
+
 /// Records `messages` as the in-flight batch of `address` and returns the action that sends
 /// them. `counters` are the machine's next batch id and stats.
 fn begin_invocation(
@@ -1114,6 +1219,7 @@ fn begin_invocation(
     };
     instance.in_flight = Some(Box::new(InFlight {
         batch_id,
+        endpoint: info.endpoint,
         messages,
         negotiation_rounds,
         specs_generation: info.specs_generation,

@@ -76,6 +76,18 @@ pub struct EndpointSpec {
     pub target: EndpointTarget,
 }
 
+impl EndpointSpec {
+    /// Most invocations this endpoint takes at once: `pool_size` over HTTP, `maxConcurrency`
+    /// on Lambda; `None` (no bound) for linked-in functions.
+    pub fn max_in_flight(&self) -> Option<usize> {
+        match &self.target {
+            EndpointTarget::Http(http) => Some(http.transport.pool_size.max(1)),
+            EndpointTarget::Lambda(lambda) => Some(lambda.max_concurrency.max(1)),
+            EndpointTarget::Embedded => None,
+        }
+    }
+}
+
 /// How an endpoint is reached.
 #[derive(Debug, Clone)]
 pub enum EndpointTarget {

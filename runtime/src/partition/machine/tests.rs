@@ -25,13 +25,19 @@ fn endpoint(selector: FunctionSelector, max_batch: usize) -> EndpointSpec {
 }
 
 fn machine(max_batch: usize) -> Machine {
-    let catalog = Catalog::new(vec![endpoint(
-        FunctionSelector::Namespace("test".into()),
-        max_batch,
-    )]);
+    machine_with_pool(max_batch, TransportSpec::default().pool_size, 1)
+}
+
+/// A machine whose endpoint has `pool_size` connections, shared by `workers` workers.
+fn machine_with_pool(max_batch: usize, pool_size: usize, workers: usize) -> Machine {
+    let mut spec = endpoint(FunctionSelector::Namespace("test".into()), max_batch);
+    if let EndpointTarget::Http(http) = &mut spec.target {
+        http.transport.pool_size = pool_size;
+    }
     Machine::new(MachineConfig {
-        catalog: Arc::new(catalog),
+        catalog: Arc::new(Catalog::new(vec![spec])),
         egress_ids: Arc::new(HashSet::from(["test/out".to_string()])),
+        workers,
     })
 }
 
@@ -685,10 +691,16 @@ fn step() -> impl Strategy<Value = Step> {
 proptest! {
     /// Per address: FIFO order, at most one invocation in flight, and every message ends in
     /// exactly one successful batch or dead letter — none lost, none duplicated — across
-    /// batching, negotiation and failures.
+    /// batching, negotiation, failures and waiting for a slot; never more invocations in
+    /// flight than the endpoint's pool.
     #[test]
-    fn batching_keeps_order_and_loses_nothing(steps in proptest::collection::vec(step(), 1..200), max_batch in 1usize..5) {
-        let mut m = machine(max_batch);
+    fn batching_keeps_order_and_loses_nothing(
+        steps in proptest::collection::vec(step(), 1..200),
+        max_batch in 1usize..5,
+        pool_size in 1usize..6,
+    ) {
+        // Four addresses: a pool of fewer than four makes addresses wait for a slot.
+        let mut m = machine_with_pool(max_batch, pool_size, 1);
         let addresses: Vec<Address> = (0..4).map(|i| addr(&format!("test/f/{i}"))).collect();
         let mut sent: Vec<Vec<i64>> = vec![Vec::new(); 4];
         let mut done: Vec<Vec<i64>> = vec![Vec::new(); 4];
@@ -709,6 +721,7 @@ proptest! {
                         let batch = match request.into_proto().expect("decodable").request { Some(to_function::Request::Invocation(b)) => b, None => unreachable!() };
                         prop_assert!(batch.invocations.len() <= max_batch);
                         in_flight.insert(index, (batch_id, arguments(&batch)));
+                        prop_assert!(in_flight.len() <= pool_size, "more than {} invocations in flight", pool_size);
                     }
                     Action::DeadLetter(letter) => {
                         let index = addresses.iter().position(|a| *a == letter.address).expect("known");
@@ -894,4 +907,98 @@ fn a_group_of_messages_is_admitted_as_a_whole() {
     let (_, batch) = only_invoke(&actions);
     assert_eq!(arguments(&batch), vec![2, 3]);
     assert_eq!(admitted.try_recv(), Ok(()));
+}
+
+#[test]
+fn addresses_wait_for_a_free_slot_in_arrival_order_and_batch_meanwhile() {
+    // pool_size 4 shared by 2 workers: this machine keeps 2 in flight.
+    let mut m = machine_with_pool(10, 4, 2);
+    let (a, b) = (addr("test/f/a"), addr("test/f/b"));
+    let (batch_a, _) = only_invoke(&deliver(&mut m, 0, msg("test/f/a", 1)));
+    let (batch_b, _) = only_invoke(&deliver(&mut m, 0, msg("test/f/b", 2)));
+    // c and d wait; c's later messages join its mailbox.
+    assert!(deliver(&mut m, 0, msg("test/f/c", 3)).is_empty());
+    assert!(deliver(&mut m, 0, msg("test/f/d", 4)).is_empty());
+    assert!(deliver(&mut m, 0, msg("test/f/c", 5)).is_empty());
+    // a's next message waits too: the slot it will free belongs to c first.
+    assert!(deliver(&mut m, 0, msg("test/f/a", 6)).is_empty());
+    assert!(!m.is_quiescent());
+    let actions = complete(&mut m, 1, &a, batch_a, reply(InvocationResponse::default()));
+    let (batch_c, sent) = only_invoke(&actions);
+    assert_eq!(target_of(&actions), addr("test/f/c"));
+    assert_eq!(
+        arguments(&sent),
+        vec![3, 5],
+        "c sends everything that arrived while waiting"
+    );
+    let actions = complete(&mut m, 1, &b, batch_b, reply(InvocationResponse::default()));
+    assert_eq!(target_of(&actions), addr("test/f/d"));
+    let (batch_d, _) = only_invoke(&actions);
+    let actions = complete(
+        &mut m,
+        2,
+        &addr("test/f/c"),
+        batch_c,
+        reply(InvocationResponse::default()),
+    );
+    assert_eq!(target_of(&actions), a);
+    let (batch_a2, sent) = only_invoke(&actions);
+    assert_eq!(arguments(&sent), vec![6]);
+    assert!(complete(
+        &mut m,
+        3,
+        &addr("test/f/d"),
+        batch_d,
+        reply(InvocationResponse::default())
+    )
+    .is_empty());
+    assert!(complete(
+        &mut m,
+        3,
+        &a,
+        batch_a2,
+        reply(InvocationResponse::default())
+    )
+    .is_empty());
+    assert!(m.is_quiescent());
+    assert_eq!(m.stats().processed, 6);
+}
+
+#[test]
+fn a_failed_batch_and_a_negotiation_keep_the_slot_count_right() {
+    let mut m = machine_with_pool(10, 1, 1);
+    let a = addr("test/f/a");
+    let (first, _) = only_invoke(&deliver(&mut m, 0, msg("test/f/a", 1)));
+    assert!(deliver(&mut m, 0, msg("test/f/b", 2)).is_empty());
+    // A negotiation re-sends a's batch in the same slot; b keeps waiting.
+    let actions = complete(
+        &mut m,
+        1,
+        &a,
+        first,
+        incomplete(vec![spec("s", ExpireMode::None, 0)]),
+    );
+    assert_eq!(target_of(&actions), a);
+    let (resent, _) = only_invoke(&actions);
+    // A failure frees the slot for b.
+    let actions = complete(&mut m, 2, &a, resent, Err(Error::Rejected("boom".into())));
+    assert_eq!(dead_letters(&actions).len(), 1);
+    let invoked: Vec<Address> = actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Invoke { address, .. } => Some(address.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(invoked, vec![addr("test/f/b")]);
+}
+
+fn target_of(actions: &[Action]) -> Address {
+    actions
+        .iter()
+        .find_map(|action| match action {
+            Action::Invoke { address, .. } => Some(address.clone()),
+            _ => None,
+        })
+        .expect("an invocation")
 }
