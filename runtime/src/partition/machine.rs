@@ -385,11 +385,9 @@ impl Machine {
     fn admit(&mut self, now_ms: u64, message: Message, ack: Option<&Ack>, out: &mut Vec<Action>) {
         self.stats.messages += 1;
         let target = &message.target;
-        let known = self.functions.get(&target.function_type);
-        let Some(max_batch) = known
-            .map(|info| info.max_batch)
-            .or_else(|| Some(self.function_info(&target.function_type)?.max_batch))
-        else {
+        if !self.functions.contains_key(&target.function_type)
+            && self.function_info(&target.function_type).is_none()
+        {
             // The router rejects these at the door and replies are validated, so this only
             // happens if the module changed underneath a message. Nothing is silently lost.
             self.stats.failed_batches += 1;
@@ -401,7 +399,7 @@ impl Machine {
                 time: UNIX_EPOCH + Duration::from_millis(now_ms),
             }));
             return;
-        };
+        }
         let instance = match self.instances.get_mut(target) {
             Some(instance) => instance,
             None => {
@@ -415,7 +413,10 @@ impl Machine {
                     .or_default()
             }
         };
-        let ack = if instance.mailbox.len() < max_batch {
+        let Some(info) = self.functions.get(&target.function_type) else {
+            return;
+        };
+        let ack = if instance.mailbox.len() < info.max_batch {
             None
         } else {
             let parked = ack.cloned();
@@ -424,14 +425,15 @@ impl Machine {
             }
             parked
         };
-        let idle = instance.in_flight.is_none();
-        instance.mailbox.push_back(Envelope { message, ack });
-        if idle {
-            let Some(address) = instance.mailbox.back().map(|e| e.message.target.clone()) else {
-                return;
-            };
-            self.dispatch(now_ms, &address, out);
+        if instance.in_flight.is_some() || instance.waiting {
+            instance.mailbox.push_back(Envelope { message, ack });
+            return;
         }
+        let address = message.target.clone();
+        instance.mailbox.push_back(Envelope { message, ack });
+        let slots = slots_of(&mut self.slots, &self.config, info.endpoint);
+        let counters = (&mut self.next_batch_id, &mut self.stats);
+        send_or_queue(now_ms, address, instance, info, slots, counters, out);
     }
 
     /// An invocation finished.
@@ -604,22 +606,16 @@ impl Machine {
             return;
         };
         let slots = slots_of(&mut self.slots, &self.config, info.endpoint);
-        if slots.in_flight >= slots.limit || !slots.waiting.is_empty() {
-            instance.waiting = true;
-            slots.waiting.push_back(address.clone());
-            return;
-        }
-        slots.in_flight += 1;
-        let messages = take_batch(instance, info.max_batch);
-        out.push(begin_invocation(
+        let counters = (&mut self.next_batch_id, &mut self.stats);
+        send_or_queue(
             now_ms,
-            (&mut self.next_batch_id, &mut self.stats),
-            address,
+            address.clone(),
             instance,
             info,
-            messages,
-            0,
-        ));
+            slots,
+            counters,
+            out,
+        );
     }
 
     /// Gives free slots of `endpoint` to waiting addresses, longest waiting first.
@@ -644,17 +640,8 @@ impl Machine {
             if instance.in_flight.is_some() || instance.mailbox.is_empty() {
                 continue;
             }
-            slots.in_flight += 1;
-            let messages = take_batch(instance, info.max_batch);
-            out.push(begin_invocation(
-                now_ms,
-                (&mut self.next_batch_id, &mut self.stats),
-                &address,
-                instance,
-                info,
-                messages,
-                0,
-            ));
+            let counters = (&mut self.next_batch_id, &mut self.stats);
+            send_batch(now_ms, address, instance, info, slots, counters, out);
         }
     }
 
@@ -918,7 +905,7 @@ impl Machine {
         out.push(begin_invocation(
             now_ms,
             (&mut self.next_batch_id, &mut self.stats),
-            address,
+            address.clone(),
             instance,
             info,
             in_flight.messages,
@@ -1185,12 +1172,48 @@ fn take_batch(instance: &mut Instance, max_batch: usize) -> Vec<Message> {
     messages
 }
 
+/// Sends the next batch of `address` (queued messages, nothing in flight) if its endpoint has
+/// a free slot and nobody is waiting for one; otherwise queues the address for a slot.
+fn send_or_queue(
+    now_ms: u64,
+    address: Address,
+    instance: &mut Instance,
+    info: &FunctionInfo,
+    slots: &mut Slots,
+    counters: (&mut u64, &mut Stats),
+    out: &mut Vec<Action>,
+) {
+    if slots.in_flight >= slots.limit || !slots.waiting.is_empty() {
+        instance.waiting = true;
+        slots.waiting.push_back(address);
+    } else {
+        send_batch(now_ms, address, instance, info, slots, counters, out);
+    }
+}
+
+/// Takes a slot and sends the next batch of `address`.
+fn send_batch(
+    now_ms: u64,
+    address: Address,
+    instance: &mut Instance,
+    info: &FunctionInfo,
+    slots: &mut Slots,
+    counters: (&mut u64, &mut Stats),
+    out: &mut Vec<Action>,
+) {
+    slots.in_flight += 1;
+    let messages = take_batch(instance, info.max_batch);
+    out.push(begin_invocation(
+        now_ms, counters, address, instance, info, messages, 0,
+    ));
+}
+
 /// Records `messages` as the in-flight batch of `address` and returns the action that sends
 /// them. `counters` are the machine's next batch id and stats.
 fn begin_invocation(
     now_ms: u64,
     counters: (&mut u64, &mut Stats),
-    address: &Address,
+    address: Address,
     instance: &mut Instance,
     info: &FunctionInfo,
     messages: Vec<Message>,
@@ -1203,7 +1226,7 @@ fn begin_invocation(
     let request = if info.encoded {
         Request::Encoded(encode_request(
             now_ms,
-            address,
+            &address,
             instance,
             &info.specs,
             &messages,
@@ -1211,7 +1234,7 @@ fn begin_invocation(
     } else {
         Request::Proto(build_request(
             now_ms,
-            address,
+            &address,
             instance,
             &info.specs,
             &messages,
@@ -1226,7 +1249,7 @@ fn begin_invocation(
     }));
     Action::Invoke {
         endpoint: info.endpoint,
-        address: address.clone(),
+        address,
         batch_id,
         request,
     }
