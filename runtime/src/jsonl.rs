@@ -58,6 +58,22 @@ struct Reuse {
 }
 
 impl LineParser {
+    /// A parser whose first line may share `function_type` (the last one of an earlier
+    /// parser, see [`LineParser::last_function_type`]).
+    pub fn continuing(function_type: Option<FunctionType>) -> LineParser {
+        LineParser {
+            reuse: Reuse {
+                function_type,
+                valid_typename: String::new(),
+            },
+        }
+    }
+
+    /// The function type of the last target parsed.
+    pub fn last_function_type(&self) -> Option<FunctionType> {
+        self.reuse.function_type.clone()
+    }
+
     /// Parses one line (see [`parse_message_line`]).
     pub fn parse(&mut self, line: &str) -> Result<Message, String> {
         // Three ways in, all ending in `build_message`, so they accept the same lines:
@@ -112,20 +128,19 @@ fn scan_plain_line(line: &str) -> Option<PlainFields<'_>> {
     let mut fields = PlainFields::default();
     loop {
         at = skip_json_space(bytes, at + 1);
-        let (key, end) = plain_string(line, at)?;
+        let (slot, end) = match field_name(&bytes[at.min(bytes.len())..]) {
+            Some((FieldName::Target, length)) => (&mut fields.target, at + length),
+            Some((FieldName::Caller, length)) => (&mut fields.caller, at + length),
+            Some((FieldName::Typename, length)) => (&mut fields.typename, at + length),
+            Some((FieldName::ValueBase64, length)) => (&mut fields.value_base64, at + length),
+            None => return None,
+        };
         at = skip_json_space(bytes, end);
         if bytes.get(at) != Some(&b':') {
             return None;
         }
         at = skip_json_space(bytes, at + 1);
         let (value, end) = plain_string(line, at)?;
-        let slot = match key {
-            "target" => &mut fields.target,
-            "caller" => &mut fields.caller,
-            "typename" => &mut fields.typename,
-            "value_base64" => &mut fields.value_base64,
-            _ => return None,
-        };
         if slot.replace(value).is_some() {
             return None;
         }
@@ -137,6 +152,29 @@ fn scan_plain_line(line: &str) -> Option<PlainFields<'_>> {
         }
     }
     (skip_json_space(bytes, at + 1) == bytes.len()).then_some(fields)
+}
+
+/// The fields the scanner reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldName {
+    Target,
+    Caller,
+    Typename,
+    ValueBase64,
+}
+
+/// The field named by the quoted key at the start of `bytes`, and the key's length with its
+/// quotes; `None` for any other key (or an escaped one).
+fn field_name(bytes: &[u8]) -> Option<(FieldName, usize)> {
+    const KEYS: [(&[u8], FieldName); 4] = [
+        (b"\"target\"", FieldName::Target),
+        (b"\"typename\"", FieldName::Typename),
+        (b"\"value_base64\"", FieldName::ValueBase64),
+        (b"\"caller\"", FieldName::Caller),
+    ];
+    KEYS.iter()
+        .find(|(key, _)| bytes.starts_with(key))
+        .map(|(key, name)| (*name, key.len()))
 }
 
 /// The index of the first byte at or after `at` that is not JSON whitespace.

@@ -54,6 +54,9 @@ pub(crate) struct HttpIngress {
     router: Router,
     shutdown: watch::Receiver<bool>,
     metrics: Option<Arc<Metrics>>,
+    /// The function type of the last line of the last batch: the next batch's lines share it,
+    /// so every message of a type carries one `Arc`, which the partitions compare by pointer.
+    last_type: std::sync::Mutex<Option<FunctionType>>,
 }
 
 impl HttpIngress {
@@ -68,6 +71,7 @@ impl HttpIngress {
             router,
             shutdown,
             metrics: None,
+            last_type: std::sync::Mutex::new(None),
         }
     }
 
@@ -263,7 +267,14 @@ async fn handle_batch(ingress: &HttpIngress, request: Request<Incoming>) -> Resp
         Err(response) => return response,
     };
     let mut messages = Vec::new();
-    let mut lines = jsonl::LineParser::default();
+    let last_type = ingress
+        .last_type
+        .lock()
+        .map(|last| last.clone())
+        .unwrap_or(None);
+    let mut lines = jsonl::LineParser::continuing(last_type);
+    // Lines of the type checked last need no new check (compared by pointer first).
+    let mut checked: Option<FunctionType> = None;
     for (index, raw) in lines_of(&body).enumerate() {
         let number = index + 1;
         let line = match std::str::from_utf8(raw) {
@@ -284,10 +295,16 @@ async fn handle_batch(ingress: &HttpIngress, request: Request<Incoming>) -> Resp
                 return error_reply(StatusCode::BAD_REQUEST, format!("line {number}: {error}"))
             }
         };
-        if let Err(error) = ingress.router.check(&message) {
-            return error_reply(StatusCode::BAD_REQUEST, format!("line {number}: {error}"));
+        if checked.as_ref() != Some(&message.target.function_type) {
+            if let Err(error) = ingress.router.check(&message) {
+                return error_reply(StatusCode::BAD_REQUEST, format!("line {number}: {error}"));
+            }
+            checked = Some(message.target.function_type.clone());
         }
         messages.push(message);
+    }
+    if let Ok(mut last) = ingress.last_type.lock() {
+        *last = lines.last_function_type();
     }
     let count = messages.len();
     // One event per worker for the whole request; the reply waits until every line sits
