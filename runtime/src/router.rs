@@ -93,26 +93,39 @@ impl Router {
     /// line); a message that slipped through anyway ends in the dead letters, never lost.
     pub fn submit_all(&self, messages: Vec<Message>) -> Result<Admission, Error> {
         let (ack, admitted) = Ack::new();
-        let workers = self.inner.workers.len();
-        if workers == 1 {
-            self.to_worker(
-                0,
-                Event::DeliverAll {
-                    messages,
-                    ack: Some(ack.clone()),
-                },
-            )?;
-        } else {
-            let mut groups: Vec<Vec<Message>> = vec![Vec::new(); workers];
-            for message in messages {
-                groups[self.worker_of(&message.target)].push(message);
+        // The owner of each message; consecutive messages for one address hash once.
+        let mut last: Option<(&Address, usize)> = None;
+        let owners: Vec<usize> = messages
+            .iter()
+            .map(|message| match last {
+                _ if self.inner.workers.len() == 1 => 0,
+                Some((target, owner)) if *target == message.target => owner,
+                _ => {
+                    let owner = self.worker_of(&message.target);
+                    last = Some((&message.target, owner));
+                    owner
+                }
+            })
+            .collect();
+        match owners.first() {
+            // All for one worker (one key, or one worker): the batch goes as it is.
+            Some(&worker) if owners.iter().all(|owner| *owner == worker) => {
+                let ack = Some(ack.clone());
+                self.to_worker(worker, Event::DeliverAll { messages, ack })?;
             }
-            for (worker, messages) in groups.into_iter().enumerate() {
-                if !messages.is_empty() {
-                    let ack = Some(ack.clone());
-                    self.to_worker(worker, Event::DeliverAll { messages, ack })?;
+            Some(_) => {
+                let mut groups: Vec<Vec<Message>> = vec![Vec::new(); self.inner.workers.len()];
+                for (message, owner) in messages.into_iter().zip(owners) {
+                    groups[owner].push(message);
+                }
+                for (worker, messages) in groups.into_iter().enumerate() {
+                    if !messages.is_empty() {
+                        let ack = Some(ack.clone());
+                        self.to_worker(worker, Event::DeliverAll { messages, ack })?;
+                    }
                 }
             }
+            None => {}
         }
         ack.release();
         Ok(Admission(admitted))
@@ -149,5 +162,95 @@ impl Admission {
     /// after a cancelled wait picks up where it left off (but not after it resolved).
     pub async fn admitted(&mut self) -> Result<(), Error> {
         (&mut self.0).await.map_err(|_| Error::ShuttingDown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{EndpointSpec, EndpointTarget, FunctionSelector, HttpTarget, TransportSpec};
+    use eddy_protocol::BuiltIn;
+    use tokio::sync::mpsc;
+
+    fn two_workers() -> (Router, [mpsc::UnboundedReceiver<Event>; 2]) {
+        let endpoint = EndpointSpec {
+            document: 0,
+            functions: FunctionSelector::Namespace("com.example".into()),
+            max_num_batch_requests: 1000,
+            target: EndpointTarget::Http(HttpTarget {
+                url_path_template: "http://127.0.0.1:1/{function.name}".into(),
+                transport: TransportSpec::default(),
+            }),
+        };
+        let (first, first_inbox) = mpsc::unbounded_channel();
+        let (second, second_inbox) = mpsc::unbounded_channel();
+        let catalog = Arc::new(Catalog::new(vec![endpoint]));
+        (
+            Router::new(vec![first, second], catalog),
+            [first_inbox, second_inbox],
+        )
+    }
+
+    fn message(id: &str, n: i64) -> Message {
+        Message {
+            target: Address::parse(&format!("com.example/f/{id}")).expect("address"),
+            caller: None,
+            argument: BuiltIn::Long(n).into(),
+        }
+    }
+
+    /// (worker, messages) of every `DeliverAll` waiting in the inboxes; releases their acks.
+    fn drain(inboxes: &mut [mpsc::UnboundedReceiver<Event>; 2]) -> Vec<(usize, Vec<Message>)> {
+        let mut events = Vec::new();
+        for (worker, inbox) in inboxes.iter_mut().enumerate() {
+            while let Ok(event) = inbox.try_recv() {
+                match event {
+                    Event::DeliverAll { messages, ack } => {
+                        ack.expect("an ack").release();
+                        events.push((worker, messages));
+                    }
+                    other => panic!("expected DeliverAll, got {other:?}"),
+                }
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn a_batch_reaches_each_owner_once_in_order() {
+        let (router, mut inboxes) = two_workers();
+        // Ids until both workers own some.
+        let ids: Vec<String> = (0..64).map(|i| format!("k{i}")).collect();
+        let owner = |id: &str| router.worker_of(&message(id, 0).target);
+        assert!(ids.iter().any(|id| owner(id) == 0) && ids.iter().any(|id| owner(id) == 1));
+        let batch: Vec<Message> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| message(id, n as i64))
+            .collect();
+        let mut admission = router.submit_all(batch.clone()).expect("delivered");
+        let events = drain(&mut inboxes);
+        assert_eq!(events.len(), 2, "one event per worker");
+        for (worker, messages) in events {
+            let expected: Vec<Message> = batch
+                .iter()
+                .filter(|m| router.worker_of(&m.target) == worker)
+                .cloned()
+                .collect();
+            assert_eq!(messages, expected);
+        }
+        assert!(
+            admission.0.try_recv().is_ok(),
+            "admitted once both released"
+        );
+    }
+
+    #[test]
+    fn a_batch_for_one_worker_goes_as_it_is() {
+        let (router, mut inboxes) = two_workers();
+        let batch: Vec<Message> = (0..5).map(|n| message("alice", n)).collect();
+        router.submit_all(batch.clone()).expect("delivered");
+        let owner = router.worker_of(&batch[0].target);
+        assert_eq!(drain(&mut inboxes), vec![(owner, batch)]);
     }
 }

@@ -357,7 +357,7 @@ impl Machine {
     /// A message arrived for an address this machine owns.
     pub fn deliver(&mut self, now_ms: u64, envelope: Envelope, out: &mut Vec<Action>) {
         let Envelope { message, ack } = envelope;
-        self.admit(now_ms, message, ack.as_ref(), out);
+        self.admit_run(now_ms, message, std::iter::empty(), ack.as_ref(), out);
         if let Some(ack) = ack {
             ack.release();
         }
@@ -372,32 +372,56 @@ impl Machine {
         ack: Option<Ack>,
         out: &mut Vec<Action>,
     ) {
-        for message in messages {
-            self.admit(now_ms, message, ack.as_ref(), out);
+        // Consecutive messages for one address (all of them, when a producer writes to one
+        // key) are admitted together: one lookup for the run, not one per message.
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for index in 1..=messages.len() {
+            if index == messages.len() || messages[index].target != messages[start].target {
+                runs.push(index - start);
+                start = index;
+            }
+        }
+        let mut messages = messages.into_iter();
+        for length in runs {
+            if let Some(first) = messages.next() {
+                let rest = messages.by_ref().take(length - 1);
+                self.admit_run(now_ms, first, rest, ack.as_ref(), out);
+            }
         }
         if let Some(ack) = ack {
             ack.release();
         }
     }
 
-    /// Queues `message` in its address's mailbox (dispatching it if the address is idle). A
-    /// message beyond the batch bound keeps a clone of `ack`, so its sender waits for it.
-    fn admit(&mut self, now_ms: u64, message: Message, ack: Option<&Ack>, out: &mut Vec<Action>) {
-        self.stats.messages += 1;
-        let target = &message.target;
+    /// Queues `first` and `rest` (messages for the same address, in order) in the address's
+    /// mailbox, dispatching if the address is idle. A message beyond the batch bound keeps a
+    /// clone of `ack`, so its sender waits for it.
+    fn admit_run(
+        &mut self,
+        now_ms: u64,
+        first: Message,
+        rest: impl Iterator<Item = Message>,
+        ack: Option<&Ack>,
+        out: &mut Vec<Action>,
+    ) {
+        let target = &first.target;
         if !self.functions.contains_key(&target.function_type)
             && self.function_info(&target.function_type).is_none()
         {
             // The router rejects these at the door and replies are validated, so this only
             // happens if the module changed underneath a message. Nothing is silently lost.
-            self.stats.failed_batches += 1;
-            let address = message.target.clone();
-            out.push(Action::DeadLetter(DeadLetter {
-                error: format!("no endpoint serves function type {}", address.function_type),
-                address,
-                messages: vec![message],
-                time: UNIX_EPOCH + Duration::from_millis(now_ms),
-            }));
+            for message in std::iter::once(first).chain(rest) {
+                self.stats.messages += 1;
+                self.stats.failed_batches += 1;
+                let address = message.target.clone();
+                out.push(Action::DeadLetter(DeadLetter {
+                    error: format!("no endpoint serves function type {}", address.function_type),
+                    address,
+                    messages: vec![message],
+                    time: UNIX_EPOCH + Duration::from_millis(now_ms),
+                }));
+            }
             return;
         }
         let instance = match self.instances.get_mut(target) {
@@ -416,24 +440,26 @@ impl Machine {
         let Some(info) = self.functions.get(&target.function_type) else {
             return;
         };
-        let ack = if instance.mailbox.len() < info.max_batch {
-            None
-        } else {
-            let parked = ack.cloned();
-            if parked.is_some() {
-                instance.waiting_acks += 1;
-            }
-            parked
-        };
-        if instance.in_flight.is_some() || instance.waiting {
+        let idle = instance.in_flight.is_none() && !instance.waiting;
+        let address = idle.then(|| first.target.clone());
+        for message in std::iter::once(first).chain(rest) {
+            self.stats.messages += 1;
+            let ack = if instance.mailbox.len() < info.max_batch {
+                None
+            } else {
+                let parked = ack.cloned();
+                if parked.is_some() {
+                    instance.waiting_acks += 1;
+                }
+                parked
+            };
             instance.mailbox.push_back(Envelope { message, ack });
-            return;
         }
-        let address = message.target.clone();
-        instance.mailbox.push_back(Envelope { message, ack });
-        let slots = slots_of(&mut self.slots, &self.config, info.endpoint);
-        let counters = (&mut self.next_batch_id, &mut self.stats);
-        send_or_queue(now_ms, address, instance, info, slots, counters, out);
+        if let Some(address) = address {
+            let slots = slots_of(&mut self.slots, &self.config, info.endpoint);
+            let counters = (&mut self.next_batch_id, &mut self.stats);
+            send_or_queue(now_ms, address, instance, info, slots, counters, out);
+        }
     }
 
     /// An invocation finished.

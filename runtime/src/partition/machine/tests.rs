@@ -666,8 +666,17 @@ fn snapshot_restores_state_mailboxes_in_flight_and_timers() {
 /// One step of a random schedule.
 #[derive(Debug, Clone)]
 enum Step {
-    Deliver { address: usize },
-    Complete { pick: usize, outcome: Outcome },
+    Deliver {
+        address: usize,
+    },
+    /// Several messages under one admission signal (an ingress batch), runs included.
+    DeliverAll {
+        addresses: Vec<usize>,
+    },
+    Complete {
+        pick: usize,
+        outcome: Outcome,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -680,6 +689,8 @@ enum Outcome {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (0usize..4).prop_map(|address| Step::Deliver { address }),
+        1 => proptest::collection::vec(prop_oneof![3 => Just(0usize), 1 => 0usize..4], 1..8)
+            .prop_map(|addresses| Step::DeliverAll { addresses }),
         2 => (any::<usize>(), prop_oneof![
             4 => Just(Outcome::Ok),
             1 => Just(Outcome::Fail),
@@ -745,6 +756,17 @@ proptest! {
                     next += 1;
                     sent[address].push(next);
                     pending_actions = deliver(&mut m, now, msg(&format!("test/f/{address}"), next));
+                }
+                Step::DeliverAll { addresses: targets } => {
+                    let mut group = Vec::new();
+                    for address in targets {
+                        next += 1;
+                        sent[address].push(next);
+                        group.push(msg(&format!("test/f/{address}"), next));
+                    }
+                    let mut out = Vec::new();
+                    m.deliver_all(now, group, None, &mut out);
+                    pending_actions = out;
                 }
                 Step::Complete { pick, outcome } => {
                     if in_flight.is_empty() { continue; }
@@ -1001,4 +1023,21 @@ fn target_of(actions: &[Action]) -> Address {
             _ => None,
         })
         .expect("an invocation")
+}
+
+#[test]
+fn a_run_of_messages_for_an_idle_address_goes_out_as_one_batch() {
+    let mut m = machine(3);
+    let a = addr("test/f/a");
+    let (ack, mut admitted) = Ack::new();
+    let mut out = Vec::new();
+    let run: Vec<Message> = (1..=5).map(|n| msg("test/f/a", n)).collect();
+    m.deliver_all(0, run, Some(ack), &mut out);
+    let (first, batch) = only_invoke(&out);
+    assert_eq!(arguments(&batch), vec![1, 2, 3]);
+    // 4 and 5 now sit within the bound: the group is admitted.
+    assert_eq!(admitted.try_recv(), Ok(()));
+    let actions = complete(&mut m, 1, &a, first, reply(InvocationResponse::default()));
+    let (_, batch) = only_invoke(&actions);
+    assert_eq!(arguments(&batch), vec![4, 5]);
 }
