@@ -8,7 +8,7 @@
 //! The rules it keeps (StateFun's, plus Eddy's failure policy):
 //! - Per address at most one invocation in flight; messages that arrive meanwhile queue in the
 //!   mailbox and go out together as the next batch, at most `maxNumBatchRequests` of them.
-//!   Senders waiting for admission ([`Envelope::ack`]) are released once their message sits
+//!   Senders waiting for admission ([`Ack`]) are released once their message sits
 //!   within that bound, so only a full address's senders are slowed.
 //! - Every request carries every registered state value of the function type (absent values
 //!   without a value). `IncompleteInvocationContext` registers the listed specs and re-sends the
@@ -165,9 +165,9 @@ struct InFlight {
 #[derive(Debug, Default)]
 struct Instance {
     values: Vec<(Arc<str>, StoredValue)>,
-    mailbox: VecDeque<Envelope>,
-    /// Envelopes in the mailbox still holding an ack (beyond the batch bound).
-    waiting_acks: usize,
+    mailbox: VecDeque<Message>,
+    /// The senders of mailbox messages beyond the batch bound; boxed, as they are rare.
+    parked: Option<Box<Parked>>,
     /// Boxed: most addresses are idle most of the time.
     in_flight: Option<Box<InFlight>>,
     /// Queued for a free invocation slot of its endpoint (see [`Slots`]).
@@ -177,7 +177,56 @@ struct Instance {
     expiry_check_ms: u64,
 }
 
+/// The admission signals of mailbox messages beyond the batch bound, by message sequence
+/// number (counted from the mailbox's front when the first one parked).
+#[derive(Debug, Default)]
+struct Parked {
+    /// The sequence number of the mailbox's first message.
+    front: u64,
+    acks: VecDeque<(u64, Ack)>,
+}
+
 impl Instance {
+    /// Queues `message`; one beyond the batch bound keeps a clone of `ack` (if any) until it
+    /// moves within the bound.
+    fn enqueue(&mut self, message: Message, ack: Option<&Ack>, max_batch: usize) {
+        if let Some(ack) = ack.filter(|_| self.mailbox.len() >= max_batch) {
+            let parked = self.parked.get_or_insert_with(Box::default);
+            let sequence = parked.front + self.mailbox.len() as u64;
+            parked.acks.push_back((sequence, ack.clone()));
+        }
+        self.mailbox.push_back(message);
+    }
+
+    /// Takes the next batch (at most `max_batch` messages) out of the mailbox, releasing the
+    /// senders of every message now within the bound.
+    fn take_batch(&mut self, max_batch: usize) -> Vec<Message> {
+        let take = self.mailbox.len().min(max_batch);
+        let messages: Vec<Message> = if take == self.mailbox.len() {
+            // The usual case: the whole mailbox, without copying it.
+            Vec::from(std::mem::take(&mut self.mailbox))
+        } else {
+            self.mailbox.drain(..take).collect()
+        };
+        if let Some(parked) = self.parked.as_mut() {
+            parked.front += take as u64;
+            let bound = parked.front + max_batch as u64;
+            while parked
+                .acks
+                .front()
+                .is_some_and(|(sequence, _)| *sequence < bound)
+            {
+                if let Some((_, ack)) = parked.acks.pop_front() {
+                    ack.release();
+                }
+            }
+            if parked.acks.is_empty() {
+                self.parked = None;
+            }
+        }
+        messages
+    }
+
     fn is_idle_and_empty(&self) -> bool {
         self.values.is_empty() && self.mailbox.is_empty() && self.in_flight.is_none()
     }
@@ -444,16 +493,7 @@ impl Machine {
         let address = idle.then(|| first.target.clone());
         for message in std::iter::once(first).chain(rest) {
             self.stats.messages += 1;
-            let ack = if instance.mailbox.len() < info.max_batch {
-                None
-            } else {
-                let parked = ack.cloned();
-                if parked.is_some() {
-                    instance.waiting_acks += 1;
-                }
-                parked
-            };
-            instance.mailbox.push_back(Envelope { message, ack });
+            instance.enqueue(message, ack, info.max_batch);
         }
         if let Some(address) = address {
             let slots = slots_of(&mut self.slots, &self.config, info.endpoint);
@@ -958,7 +998,7 @@ impl Machine {
                     .as_ref()
                     .map(|in_flight| in_flight.messages.clone())
                     .unwrap_or_default();
-                messages.extend(instance.mailbox.iter().map(|e| e.message.clone()));
+                messages.extend(instance.mailbox.iter().cloned());
                 let mut values: Vec<(String, TypedValue, u64)> = instance
                     .values
                     .iter()
@@ -1024,11 +1064,7 @@ impl Machine {
                 })
                 .collect();
             instance.last_invoke_ms = address.last_invoke_ms;
-            instance.mailbox = address
-                .messages
-                .into_iter()
-                .map(|message| Envelope { message, ack: None })
-                .collect();
+            instance.mailbox = address.messages.into();
             pending.push(address.address);
         }
         for timer in snapshot.timers {
@@ -1169,35 +1205,6 @@ fn slots_of<'s>(
     &mut slots[endpoint]
 }
 
-/// Takes the next batch (at most `max_batch` messages) out of the mailbox, releasing the
-/// senders of every message now within the bound.
-fn take_batch(instance: &mut Instance, max_batch: usize) -> Vec<Message> {
-    let take = instance.mailbox.len().min(max_batch);
-    let mut released = 0;
-    let messages: Vec<Message> = instance
-        .mailbox
-        .drain(..take)
-        .map(|envelope| {
-            if let Some(ack) = envelope.ack {
-                // A sender still waiting on a message that is being sent now: release it.
-                ack.release();
-                released += 1;
-            }
-            envelope.message
-        })
-        .collect();
-    instance.waiting_acks -= released;
-    if instance.waiting_acks > 0 {
-        for envelope in instance.mailbox.iter_mut().take(max_batch) {
-            if let Some(ack) = envelope.ack.take() {
-                ack.release();
-                instance.waiting_acks -= 1;
-            }
-        }
-    }
-    messages
-}
-
 /// Sends the next batch of `address` (queued messages, nothing in flight) if its endpoint has
 /// a free slot and nobody is waiting for one; otherwise queues the address for a slot.
 fn send_or_queue(
@@ -1228,7 +1235,7 @@ fn send_batch(
     out: &mut Vec<Action>,
 ) {
     slots.in_flight += 1;
-    let messages = take_batch(instance, info.max_batch);
+    let messages = instance.take_batch(info.max_batch);
     out.push(begin_invocation(
         now_ms, counters, address, instance, info, messages, 0,
     ));

@@ -722,6 +722,7 @@ proptest! {
         let mut handled = 0u64;
         let mut now = 0;
         let mut pending_actions: Vec<Action>;
+        let mut admissions = Vec::new();
 
         let absorb = |actions: Vec<Action>, in_flight: &mut BTreeMap<usize, (u64, Vec<i64>)>, done: &mut Vec<Vec<i64>>| -> Result<(), TestCaseError> {
             for action in actions {
@@ -765,7 +766,9 @@ proptest! {
                         group.push(msg(&format!("test/f/{address}"), next));
                     }
                     let mut out = Vec::new();
-                    m.deliver_all(now, group, None, &mut out);
+                    let (ack, admitted) = Ack::new();
+                    admissions.push(admitted);
+                    m.deliver_all(now, group, Some(ack), &mut out);
                     pending_actions = out;
                 }
                 Step::Complete { pick, outcome } => {
@@ -794,6 +797,10 @@ proptest! {
         prop_assert_eq!(sent, done);
         prop_assert_eq!(m.stats().processed, handled);
         prop_assert!(m.is_quiescent());
+        // Every group was admitted in the end: no sender is left waiting.
+        for mut admitted in admissions {
+            prop_assert_eq!(admitted.try_recv(), Ok(()));
+        }
     }
 }
 
