@@ -142,7 +142,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use crate::egress::sink::tests::{temp_dir, wait_for_lines};
-    use eddy_protocol::{BuiltIn, TypedValue};
+    use crate::message::Argument;
+    use eddy_protocol::BuiltIn;
     use serde_json::{json, Value};
     use std::time::Duration;
 
@@ -224,7 +225,7 @@ mod tests {
             Message {
                 target: address.clone(),
                 caller: Some(Address::parse("com.example/other/bob").expect("address")),
-                argument: TypedValue::new("com.example/Blob", vec![1, 2, 3]),
+                argument: Argument::new("com.example/Blob", vec![1, 2, 3]),
             },
         ];
         letters.write(DeadLetter {

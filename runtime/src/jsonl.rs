@@ -20,12 +20,13 @@
 //! record and dead letter can be replayed byte for byte.
 
 use crate::address::{Address, FunctionType};
-use crate::message::Message;
+use crate::message::{Argument, Message};
 use base64::Engine as _;
 use bytes::Bytes;
 use eddy_protocol::typed::{BOOL, DOUBLE, FLOAT, INT, LONG, STRING};
 use eddy_protocol::{BuiltIn, TypedValue};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// The fields a message line may have, in the order they are written.
 pub const MESSAGE_FIELDS: [&str; 5] = ["target", "caller", "typename", "value", "value_base64"];
@@ -53,8 +54,9 @@ pub struct LineParser {
 struct Reuse {
     /// The last target's function type (shared by the next target of the same type).
     function_type: Option<FunctionType>,
-    /// The last typename that passed validation (the same one is not checked again).
-    valid_typename: String,
+    /// The last typename (valid: the same one is not checked again), shared by the next
+    /// argument of the same type.
+    typename: Option<Arc<str>>,
 }
 
 impl LineParser {
@@ -64,7 +66,7 @@ impl LineParser {
         LineParser {
             reuse: Reuse {
                 function_type,
-                valid_typename: String::new(),
+                typename: None,
             },
         }
     }
@@ -341,11 +343,12 @@ fn build_message(
         .map(Address::parse)
         .transpose()
         .map_err(|error| format!("field `caller`: {error}"))?;
-    if let Some(typename) = typename.filter(|typename| *typename != reuse.valid_typename) {
+    if let Some(typename) = typename.filter(|typename| Some(*typename) != reuse.typename.as_deref())
+    {
         validate_typename(typename).map_err(|error| format!("field `typename`: {error}"))?;
-        typename.clone_into(&mut reuse.valid_typename);
     }
-    let argument = typed_value_of_fields(typename, value, value_base64)?;
+    let (typename, bytes) = typed_value_of_fields(typename, value, value_base64)?;
+    let argument = Argument::with_shared_typename(typename, bytes, &mut reuse.typename);
     Ok(Message {
         target,
         caller,
@@ -363,15 +366,17 @@ pub fn typed_value_from_json(
     if let Some(typename) = typename {
         validate_typename(typename).map_err(|error| format!("field `typename`: {error}"))?;
     }
-    typed_value_of_fields(typename, value, value_base64)
+    let (typename, bytes) = typed_value_of_fields(typename, value, value_base64)?;
+    Ok(TypedValue::new(typename, bytes))
 }
 
-/// [`typed_value_from_json`] for a typename that has been validated already.
-fn typed_value_of_fields(
-    typename: Option<&str>,
+/// The typename and bytes of [`typed_value_from_json`], for a typename that has been
+/// validated already.
+fn typed_value_of_fields<'a>(
+    typename: Option<&'a str>,
     value: Option<&Value>,
     value_base64: Option<&str>,
-) -> Result<TypedValue, String> {
+) -> Result<(&'a str, Bytes), String> {
     match (value, value_base64) {
         (Some(_), Some(_)) => {
             Err("field `value_base64`: give either `value` or `value_base64`, not both".into())
@@ -385,7 +390,7 @@ fn typed_value_of_fields(
                 .map_err(|error| format!("field `value_base64`: invalid base64: {error}"))?;
             // Raw bytes are taken as they are, even for a built-in typename: dead letters of
             // values that do not decode must replay unchanged.
-            Ok(TypedValue::new(typename, bytes))
+            Ok((typename, Bytes::from(bytes)))
         }
         (Some(value), None) => {
             let typename = match typename {
@@ -393,11 +398,11 @@ fn typed_value_of_fields(
                 None => infer_typename(value)?,
             };
             if BuiltIn::is_builtin(typename) {
-                Ok(builtin_from_json(typename, value)?.to_typed_value())
+                Ok((typename, builtin_from_json(typename, value)?.encode()))
             } else {
                 let bytes = serde_json::to_vec(value)
                     .map_err(|error| format!("field `value`: cannot encode: {error}"))?;
-                Ok(TypedValue::new(typename, bytes))
+                Ok((typename, Bytes::from(bytes)))
             }
         }
     }
@@ -472,7 +477,7 @@ pub fn message_to_json(message: &Message) -> Value {
             .as_ref()
             .map_or(Value::Null, |caller| Value::String(caller.to_string())),
     );
-    render_typed_value(&message.argument, &mut object);
+    render_typed_value(&message.argument.to_typed_value(), &mut object);
     Value::Object(object)
 }
 
@@ -653,7 +658,7 @@ mod tests {
             .expect("escaped line parses");
         assert_eq!(escaped.target.to_string(), "a/b/c");
         assert_eq!(
-            BuiltIn::from_typed_value(&escaped.argument).ok(),
+            BuiltIn::from_typed_value(&escaped.argument.to_typed_value()).ok(),
             Some(BuiltIn::String("é".into()))
         );
         for line in [
@@ -746,7 +751,7 @@ mod tests {
     fn custom_types_carry_json_text_or_raw_bytes() {
         let json_line = r#"{"target":"a/b/c","typename":"com.example/Greeting","value":{"name":"alice","n":[1,2]}}"#;
         let message = parse(json_line);
-        assert_eq!(message.argument.typename, "com.example/Greeting");
+        assert_eq!(&*message.argument.typename, "com.example/Greeting");
         assert_eq!(
             &message.argument.value[..],
             br#"{"n":[1,2],"name":"alice"}"#
@@ -861,7 +866,7 @@ mod tests {
         let message = Message {
             target: Address::parse("a/b/c").expect("address"),
             caller: None,
-            argument: TypedValue::new("x/y", deep.clone().into_bytes()),
+            argument: Argument::new("x/y", deep.clone().into_bytes()),
         };
         let line = line_of(&message);
         assert!(line.contains("value_base64"));
@@ -1069,7 +1074,7 @@ mod tests {
             let message = Message {
                 target: Address::parse(&format!("com.example/f/{id}")).expect("address"),
                 caller: with_caller.then(|| Address::parse("com.example/g/x").expect("address")),
-                argument: value,
+                argument: value.into(),
             };
             let line = line_of(&message);
             prop_assert!(!line.contains('\n'));

@@ -376,7 +376,7 @@ mod tests {
             let message = Message {
                 target,
                 caller: None,
-                argument: BuiltIn::Long(n).to_typed_value(),
+                argument: BuiltIn::Long(n).into(),
             };
             handle.send(message).await.expect("send");
         }

@@ -153,6 +153,7 @@ mod tests {
     use super::super::Ingresses;
     use super::*;
     use crate::egress::sink::tests::temp_dir;
+    use crate::message::Argument;
     use crate::spec::IngressSpec;
     use eddy_protocol::{BuiltIn, TypedValue};
 
@@ -233,7 +234,7 @@ mod tests {
         let mut acks = Vec::new();
         for n in 0..FILE_ADMISSION_WINDOW {
             let (message, ack) = next_delivery(&mut events).await;
-            assert_eq!(message.argument, BuiltIn::Long(n as i64).into());
+            assert_eq!(message.argument, Argument::from(BuiltIn::Long(n as i64)));
             acks.push(ack);
         }
         for ack in acks {
@@ -241,7 +242,7 @@ mod tests {
         }
         for n in FILE_ADMISSION_WINDOW..lines {
             let (message, ack) = next_delivery(&mut events).await;
-            assert_eq!(message.argument, BuiltIn::Long(n as i64).into());
+            assert_eq!(message.argument, Argument::from(BuiltIn::Long(n as i64)));
             ack.release();
         }
         tokio::time::timeout(std::time::Duration::from_secs(10), ingresses.join())

@@ -18,13 +18,13 @@
 use super::shutdown_requested;
 use crate::address::{Address, FunctionType};
 use crate::jsonl;
-use crate::message::Message;
+use crate::message::{Argument, Message};
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::spec::HttpIngressSpec;
 use crate::{Error, Result};
 use bytes::Bytes;
-use eddy_protocol::{BuiltIn, TypedValue};
+use eddy_protocol::BuiltIn;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -246,7 +246,7 @@ async fn handle_single(
     let message = Message {
         target,
         caller: None,
-        argument: TypedValue::new(typename, body),
+        argument: Argument::new(typename, body),
     };
     if let Err(error) = ingress.router.check(&message) {
         return error_reply(StatusCode::BAD_REQUEST, error.to_string());
@@ -459,6 +459,7 @@ mod tests {
     use super::super::Ingresses;
     use super::*;
     use crate::spec::IngressSpec;
+    use eddy_protocol::TypedValue;
     use serde_json::Value;
     use std::net::SocketAddr;
 
@@ -697,7 +698,12 @@ mod tests {
         let (messages, ack) = next_deliveries(&mut events).await;
         let delivered: Vec<(String, TypedValue)> = messages
             .into_iter()
-            .map(|message| (message.target.to_string(), message.argument))
+            .map(|message| {
+                (
+                    message.target.to_string(),
+                    message.argument.to_typed_value(),
+                )
+            })
             .collect();
         let expected: Vec<(String, TypedValue)> = [("a", 1), ("b", 2), ("a", 3)]
             .into_iter()

@@ -30,7 +30,7 @@ use crate::address::{Address, FunctionType};
 use crate::catalog::Catalog;
 use crate::deadletter::DeadLetter;
 use crate::invoker::Request;
-use crate::message::{EgressRecord, Message};
+use crate::message::{Argument, EgressRecord, Message};
 use crate::spec::EndpointTarget;
 use bytes::Bytes;
 use eddy_protocol::reqreply::from_function::{
@@ -140,6 +140,15 @@ impl StoredValue {
 struct Interner(HashSet<Arc<str>>);
 
 impl Interner {
+    /// A reply's typed value as a message argument, its typename interned.
+    fn argument(&mut self, value: TypedValue) -> Argument {
+        Argument {
+            typename: self.intern(&value.typename),
+            has_value: value.has_value,
+            value: value.value,
+        }
+    }
+
     fn intern(&mut self, text: &str) -> Arc<str> {
         if let Some(existing) = self.0.get(text) {
             return Arc::clone(existing);
@@ -840,7 +849,7 @@ impl Machine {
                 out.push(Action::Route(Message {
                     target,
                     caller: Some(address.clone()),
-                    argument: message.argument.unwrap_or_default(),
+                    argument: self.names.argument(message.argument.unwrap_or_default()),
                 }));
             }
         }
@@ -865,7 +874,7 @@ impl Machine {
                     message: Message {
                         target,
                         caller: Some(address.clone()),
-                        argument: delayed.argument.unwrap_or_default(),
+                        argument: self.names.argument(delayed.argument.unwrap_or_default()),
                     },
                     token,
                 },
@@ -1339,7 +1348,7 @@ fn build_request(
         .iter()
         .map(|message| to_function::Invocation {
             caller: message.caller.as_ref().map(Address::to_proto),
-            argument: Some(message.argument.clone()),
+            argument: Some(message.argument.to_typed_value()),
         })
         .collect();
     ToFunction {

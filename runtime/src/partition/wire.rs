@@ -9,9 +9,8 @@
 //! present messages are written even when empty, and fields go in field-number order.
 
 use crate::address::Address;
-use crate::message::Message;
+use crate::message::{Argument, Message};
 use bytes::Bytes;
-use eddy_protocol::TypedValue;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 
 /// A typed value as the machine holds it: a typename, a presence flag and the bytes.
@@ -21,8 +20,8 @@ pub(super) struct Value<'a> {
     pub bytes: &'a [u8],
 }
 
-impl<'a> From<&'a TypedValue> for Value<'a> {
-    fn from(value: &'a TypedValue) -> Value<'a> {
+impl<'a> From<&'a Argument> for Value<'a> {
+    fn from(value: &'a Argument) -> Value<'a> {
         Value {
             typename: &value.typename,
             has_value: value.has_value,

@@ -49,7 +49,7 @@ fn msg(target: &str, n: i64) -> Message {
     Message {
         target: addr(target),
         caller: None,
-        argument: BuiltIn::Long(n).to_typed_value(),
+        argument: BuiltIn::Long(n).into(),
     }
 }
 
@@ -554,10 +554,12 @@ fn fire(m: &mut Machine, now: u64) -> Vec<i64> {
     m.fire_timers(now, &mut out);
     out.iter()
         .map(|action| match action {
-            Action::Route(message) => match BuiltIn::from_typed_value(&message.argument) {
-                Ok(BuiltIn::Long(n)) => n,
-                other => panic!("{other:?}"),
-            },
+            Action::Route(message) => {
+                match BuiltIn::from_typed_value(&message.argument.to_typed_value()) {
+                    Ok(BuiltIn::Long(n)) => n,
+                    other => panic!("{other:?}"),
+                }
+            }
             other => panic!("{other:?}"),
         })
         .collect()
@@ -738,7 +740,7 @@ proptest! {
                     Action::DeadLetter(letter) => {
                         let index = addresses.iter().position(|a| *a == letter.address).expect("known");
                         for message in letter.messages {
-                            match BuiltIn::from_typed_value(&message.argument) {
+                            match BuiltIn::from_typed_value(&message.argument.to_typed_value()) {
                                 Ok(BuiltIn::Long(n)) => done[index].push(n),
                                 _ => unreachable!(),
                             }
@@ -896,7 +898,7 @@ proptest! {
             .map(|(caller, typename, has_value, bytes)| Message {
                 target: target.clone(),
                 caller: caller.map(|text| addr(&text)),
-                argument: TypedValue { typename, has_value, value: bytes.into() },
+                argument: TypedValue { typename, has_value, value: bytes.into() }.into(),
             })
             .collect();
         let built = eddy_protocol::Message::encode_to_vec(&build_request(1, &target, &mut instance, &specs, &messages));
