@@ -155,8 +155,8 @@ impl Worker {
                         request,
                     } => {
                         let invoker = Arc::clone(&self.context.invoker);
-                        let me = self.me.clone();
                         if !invoker.is_in_process(endpoint) {
+                            let me = self.me.clone();
                             tokio::spawn(async move {
                                 let result = invoker.invoke(endpoint, &address, request).await;
                                 let _ = me.send(Event::Completed(Completion {
@@ -186,6 +186,7 @@ impl Worker {
                             self.machine.complete(now, completion, actions);
                             continue;
                         }
+                        let me = self.me.clone();
                         tokio::spawn(async move {
                             let (address, result) = invocation.await;
                             let _ = me.send(Event::Completed(Completion {
