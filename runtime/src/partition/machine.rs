@@ -609,10 +609,7 @@ impl Machine {
 
     /// Notes when `address`'s earliest expiring value is due, if it has one.
     fn schedule_expiry(&mut self, address: &Address) {
-        let (Some(instance), Some(info)) = (
-            self.instances.get_mut(address),
-            self.functions.get(&address.function_type),
-        ) else {
+        let Some(info) = self.functions.get(&address.function_type) else {
             return;
         };
         if info
@@ -622,6 +619,9 @@ impl Machine {
         {
             return;
         }
+        let Some(instance) = self.instances.get_mut(address) else {
+            return;
+        };
         let next = instance
             .values
             .iter()
