@@ -105,10 +105,10 @@ impl Options {
         ));
         let (senders, inboxes): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
-        let router = Router::new(senders.clone(), Arc::clone(&catalog));
+        let router = Router::new(senders, Arc::clone(&catalog));
         let mut drains = Vec::with_capacity(workers);
         let mut partition_workers = Vec::with_capacity(workers);
-        for (index, (inbox, me)) in inboxes.into_iter().zip(senders).enumerate() {
+        for (index, inbox) in inboxes.into_iter().enumerate() {
             let (drain_tx, drain_rx) = oneshot::channel();
             drains.push(drain_tx);
             let machine = Machine::new(MachineConfig {
@@ -120,7 +120,6 @@ impl Options {
                 index,
                 machine,
                 inbox,
-                me,
                 drain_rx,
                 WorkerContext {
                     router: router.clone(),

@@ -259,7 +259,6 @@ pub(crate) mod tests {
                             let _ = report.send(message);
                         }
                     }
-                    Event::Completed(_) => {}
                 }
             }
         });

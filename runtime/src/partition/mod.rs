@@ -28,8 +28,6 @@ pub enum Event {
         messages: Vec<Message>,
         ack: Option<Ack>,
     },
-    /// The outcome of an invocation this worker started.
-    Completed(Completion),
 }
 
 /// A message plus, for senders that wait for admission, the signal that releases them.

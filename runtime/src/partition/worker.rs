@@ -1,13 +1,15 @@
 //! The event loop of one partition worker.
 //!
-//! It owns a [`Machine`] and feeds it: inbox events (messages, invocation results), the clock
-//! (delayed messages) and, at shutdown, a drain request. It carries out the machine's actions:
-//! invocations run as tasks on the [`Invoker`] and report back to this worker's inbox (except
-//! embedded ones, which are polled once in place and, when they finish without waiting — the
-//! usual case — are applied in the same turn; a slow embedded handler therefore holds up its
-//! partition, as linked-in code does); messages
-//! for addresses this worker owns go straight back into the machine, others through the
-//! [`Router`]; egress records and dead letters go to their writers.
+//! It owns a [`Machine`] and feeds it: inbox events (messages), finished invocations, the
+//! clock (delayed messages) and, at shutdown, a drain request. It carries out the machine's
+//! actions: invocations on the [`Invoker`] are futures this worker's own task polls (a set of
+//! at most the endpoints' slots, no task and no inbox round trip per call; an embedded one is
+//! polled once in place and, when it finishes without waiting — the usual case — is applied
+//! in the same turn; a slow embedded handler therefore holds up its partition, as linked-in
+//! code does); messages for addresses this worker owns go straight back into the machine,
+//! others through the [`Router`]; egress records and dead letters go to their writers. Each
+//! turn takes in everything ready — finished invocations first (they free slots), then inbox
+//! events — up to a turn's worth of each, then carries out the resulting actions.
 
 use super::machine::{Action, Machine};
 use super::{Completion, Envelope, Event};
@@ -16,11 +18,14 @@ use crate::egress::Egresses;
 use crate::invoker::Invoker;
 use crate::metrics::Metrics;
 use crate::router::Router;
-use std::future::Future as _;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
+use futures_util::FutureExt as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 
 /// Most inbox events handled before actions are carried out (keeps batches of work large
@@ -49,18 +54,22 @@ pub struct Worker {
     index: usize,
     machine: Machine,
     inbox: UnboundedReceiver<Event>,
-    me: UnboundedSender<Event>,
     drain: oneshot::Receiver<Drain>,
     context: WorkerContext,
+    /// Invocations in flight, polled by this worker's own task (no task or inbox round trip
+    /// per call).
+    invocations: FuturesUnordered<Invocation>,
 }
 
+/// One invocation in flight, ending in its completion.
+type Invocation = Pin<Box<dyn Future<Output = Completion> + Send>>;
+
 impl Worker {
-    /// A worker with `machine`, reading `inbox`; `me` is the sender of that same inbox.
+    /// A worker with `machine`, reading `inbox`.
     pub fn new(
         index: usize,
         machine: Machine,
         inbox: UnboundedReceiver<Event>,
-        me: UnboundedSender<Event>,
         drain: oneshot::Receiver<Drain>,
         context: WorkerContext,
     ) -> Worker {
@@ -68,9 +77,9 @@ impl Worker {
             index,
             machine,
             inbox,
-            me,
             drain,
             context,
+            invocations: FuturesUnordered::new(),
         }
     }
 
@@ -96,18 +105,28 @@ impl Worker {
                 }
                 event = self.inbox.recv() => {
                     let Some(event) = event else { break };
-                    let now = now_ms();
-                    self.handle(now, event, &mut actions);
-                    for _ in 1..EVENTS_PER_TURN {
-                        match self.inbox.try_recv() {
-                            Ok(event) => self.handle(now, event, &mut actions),
-                            Err(_) => break,
-                        }
-                    }
+                    self.handle(now_ms(), event, &mut actions);
+                }
+                Some(completion) = self.invocations.next(), if !self.invocations.is_empty() => {
+                    self.machine.complete(now_ms(), completion, &mut actions);
                 }
                 _ = sleep_until_opt(next_timer), if next_timer.is_some() => {}
             }
+            // Whatever woke the worker, take in what else is ready: finished invocations
+            // first (they free slots), then inbox events, each up to a turn's worth.
             let now = now_ms();
+            for _ in 1..EVENTS_PER_TURN {
+                match self.invocations.next().now_or_never() {
+                    Some(Some(completion)) => self.machine.complete(now, completion, &mut actions),
+                    _ => break,
+                }
+            }
+            for _ in 1..EVENTS_PER_TURN {
+                match self.inbox.try_recv() {
+                    Ok(event) => self.handle(now, event, &mut actions),
+                    Err(_) => break,
+                }
+            }
             self.machine.fire_timers(now, &mut actions);
             self.execute(now, &mut actions);
             if let Some(slot) = self.context.metrics.worker(self.index) {
@@ -138,7 +157,6 @@ impl Worker {
             Event::DeliverAll { messages, ack } => {
                 self.machine.deliver_all(now, messages, ack, actions)
             }
-            Event::Completed(completion) => self.machine.complete(now, completion, actions),
         }
     }
 
@@ -155,46 +173,27 @@ impl Worker {
                         request,
                     } => {
                         let invoker = Arc::clone(&self.context.invoker);
-                        if !invoker.is_in_process(endpoint) {
-                            let me = self.me.clone();
-                            tokio::spawn(async move {
-                                let result = invoker.invoke(endpoint, &address, request).await;
-                                let _ = me.send(Event::Completed(Completion {
-                                    address,
-                                    batch_id,
-                                    result,
-                                }));
-                            });
-                            continue;
-                        }
-                        // An embedded function usually finishes without waiting: poll it once
-                        // here and apply its reply in this turn (no task, no inbox round
-                        // trip). One that waits continues as a task.
-                        let mut invocation = Box::pin(async move {
+                        let in_process = invoker.is_in_process(endpoint);
+                        let mut invocation: Invocation = Box::pin(async move {
                             let result = invoker.invoke(endpoint, &address, request).await;
-                            (address, result)
-                        });
-                        let mut context = std::task::Context::from_waker(Waker::noop());
-                        if let Poll::Ready((address, result)) =
-                            invocation.as_mut().poll(&mut context)
-                        {
-                            let completion = Completion {
+                            Completion {
                                 address,
                                 batch_id,
                                 result,
-                            };
-                            self.machine.complete(now, completion, actions);
-                            continue;
+                            }
+                        });
+                        if in_process {
+                            // An embedded function usually finishes without waiting: poll it
+                            // once here and apply its reply in this turn. One that waits joins
+                            // the others.
+                            let mut context = std::task::Context::from_waker(Waker::noop());
+                            if let Poll::Ready(completion) = invocation.as_mut().poll(&mut context)
+                            {
+                                self.machine.complete(now, completion, actions);
+                                continue;
+                            }
                         }
-                        let me = self.me.clone();
-                        tokio::spawn(async move {
-                            let (address, result) = invocation.await;
-                            let _ = me.send(Event::Completed(Completion {
-                                address,
-                                batch_id,
-                                result,
-                            }));
-                        });
+                        self.invocations.push(invocation);
                     }
                     Action::Route(message) => {
                         if self.context.router.worker_of(&message.target) == self.index {
