@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/types.proto",
         "proto/kafka-egress.proto",
         "proto/kinesis-egress.proto",
+        "proto/ingress.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -8,6 +8,7 @@
 //! - [`reqreply`]: `ToFunction` / `FromFunction` and the messages inside them.
 //! - [`types`]: the wrapper messages of `io.statefun.types/*`.
 //! - [`egress`]: `KafkaProducerRecord` and `KinesisEgressRecord`.
+//! - [`ingress`]: `MessageBatch`, Eddy's binary body for `POST /v1/messages`.
 //! - [`typed`]: typenames and helpers to build and read [`TypedValue`]s of the built-in types.
 //!
 //! The golden vectors in `protocol/testdata/` pin the encoding byte for byte; the Rust and
@@ -28,6 +29,11 @@ pub mod types {
 /// The egress records (`io.statefun.sdk.egress`).
 pub mod egress {
     include!(concat!(env!("OUT_DIR"), "/io.statefun.sdk.egress.rs"));
+}
+
+/// Eddy's binary batch of messages for the HTTP ingress (`io.eddy.ingress.v1`).
+pub mod ingress {
+    include!(concat!(env!("OUT_DIR"), "/io.eddy.ingress.v1.rs"));
 }
 
 pub use prost::Message;

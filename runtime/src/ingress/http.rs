@@ -15,7 +15,7 @@
 //! or 503 (shutting down). A request waits only while its target's mailbox is full, so a slow
 //! address never holds up requests for other addresses.
 
-use super::shutdown_requested;
+use super::{protobuf, shutdown_requested};
 use crate::address::{Address, FunctionType};
 use crate::jsonl;
 use crate::message::{Argument, Message};
@@ -262,50 +262,35 @@ async fn handle_batch(ingress: &HttpIngress, request: Request<Incoming>) -> Resp
     if *ingress.shutdown.borrow() {
         return shutting_down();
     }
+    let binary = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(protobuf::CONTENT_TYPE));
     let body = match read_body(request).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let mut messages = Vec::new();
     let last_type = ingress
         .last_type
         .lock()
         .map(|last| last.clone())
         .unwrap_or(None);
-    let mut lines = jsonl::LineParser::continuing(last_type);
-    // Lines of the type checked last need no new check (compared by pointer first).
-    let mut checked: Option<FunctionType> = None;
-    for (index, raw) in lines_of(&body).enumerate() {
-        let number = index + 1;
-        let line = match std::str::from_utf8(raw) {
-            Ok(line) => line.trim_end_matches('\r'),
-            Err(error) => {
-                return error_reply(
-                    StatusCode::BAD_REQUEST,
-                    format!("line {number}: not UTF-8: {error}"),
-                )
+    let read = if binary {
+        read_binary(ingress, &body, last_type)
+    } else {
+        read_lines(ingress, &body, last_type)
+    };
+    let messages = match read {
+        Ok((messages, last_type)) => {
+            if let Ok(mut last) = ingress.last_type.lock() {
+                *last = last_type;
             }
-        };
-        if line.trim().is_empty() {
-            continue;
+            messages
         }
-        let message = match lines.parse(line) {
-            Ok(message) => message,
-            Err(error) => {
-                return error_reply(StatusCode::BAD_REQUEST, format!("line {number}: {error}"))
-            }
-        };
-        if checked.as_ref() != Some(&message.target.function_type) {
-            if let Err(error) = ingress.router.check(&message) {
-                return error_reply(StatusCode::BAD_REQUEST, format!("line {number}: {error}"));
-            }
-            checked = Some(message.target.function_type.clone());
-        }
-        messages.push(message);
-    }
-    if let Ok(mut last) = ingress.last_type.lock() {
-        *last = lines.last_function_type();
-    }
+        Err(error) => return error_reply(StatusCode::BAD_REQUEST, error),
+    };
     let count = messages.len();
     // One event per worker for the whole request; the reply waits until every line sits
     // within its address's batch bound (only lines to a full mailbox hold it back).
@@ -335,6 +320,61 @@ fn lines_of(body: &[u8]) -> impl Iterator<Item = &[u8]> {
             }
         }
     })
+}
+
+/// The messages of a JSON-lines body, each checked against the catalog; errors name the line.
+fn read_lines(
+    ingress: &HttpIngress,
+    body: &[u8],
+    last_type: Option<FunctionType>,
+) -> std::result::Result<(Vec<Message>, Option<FunctionType>), String> {
+    let mut messages = Vec::new();
+    let mut lines = jsonl::LineParser::continuing(last_type);
+    // Lines of the type checked last need no new check (compared by pointer first).
+    let mut checked: Option<FunctionType> = None;
+    for (index, raw) in lines_of(body).enumerate() {
+        let number = index + 1;
+        let line = std::str::from_utf8(raw)
+            .map_err(|error| format!("line {number}: not UTF-8: {error}"))?
+            .trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let message = lines
+            .parse(line)
+            .map_err(|error| format!("line {number}: {error}"))?;
+        if checked.as_ref() != Some(&message.target.function_type) {
+            ingress
+                .router
+                .check(&message)
+                .map_err(|error| format!("line {number}: {error}"))?;
+            checked = Some(message.target.function_type.clone());
+        }
+        messages.push(message);
+    }
+    Ok((messages, lines.last_function_type()))
+}
+
+/// The messages of a binary (`application/x-protobuf`) body, each checked against the
+/// catalog; errors name the message.
+fn read_binary(
+    ingress: &HttpIngress,
+    body: &[u8],
+    last_type: Option<FunctionType>,
+) -> std::result::Result<(Vec<Message>, Option<FunctionType>), String> {
+    let mut reader = protobuf::BatchReader::continuing(last_type);
+    let messages = reader.read(body)?;
+    let mut checked: Option<&FunctionType> = None;
+    for (index, message) in messages.iter().enumerate() {
+        if checked != Some(&message.target.function_type) {
+            ingress
+                .router
+                .check(message)
+                .map_err(|error| format!("message {}: {error}", index + 1))?;
+            checked = Some(&message.target.function_type);
+        }
+    }
+    Ok((messages, reader.last_function_type()))
 }
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] with 413.
@@ -657,6 +697,80 @@ mod tests {
             assert!(error.contains(needle), "{path}: {error}");
         }
         assert!(events.try_recv().is_err(), "nothing may be delivered");
+        server.stop.send_replace(true);
+        server.ingresses.join().await;
+    }
+
+    #[tokio::test]
+    async fn binary_batches_are_read_checked_and_sent_in_order() {
+        use eddy_protocol::ingress::{IngressMessage, MessageBatch};
+        use eddy_protocol::Message as _;
+        let (router, mut events) = router_with_inbox();
+        let server = start(router, None).await;
+        let encode = |targets: &[&str]| {
+            let messages = targets
+                .iter()
+                .enumerate()
+                .map(|(n, target)| IngressMessage {
+                    target: (*target).into(),
+                    typename: BuiltIn::Long(0).typename().into(),
+                    value: BuiltIn::Long(n as i64).encode(),
+                })
+                .collect();
+            MessageBatch { messages }.encode_to_vec()
+        };
+        let binary = [(header::CONTENT_TYPE.as_str(), "application/x-protobuf")];
+        let body = encode(&["com.example/f/a", "nobody/f/b"]);
+        let (status, reply) = call(server.address, "POST", "/v1/messages", &binary, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let error = reply["error"].as_str().expect("error");
+        assert!(
+            error.starts_with(
+                "message 2: message rejected: no endpoint serves function type nobody/f"
+            ),
+            "{error}"
+        );
+        let (status, reply) = call(
+            server.address,
+            "POST",
+            "/v1/messages",
+            &binary,
+            &b"\xff\xff"[..],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+        assert!(events.try_recv().is_err(), "nothing may be delivered");
+
+        let body = encode(&["com.example/f/a", "com.example/f/b", "com.example/f/a"]);
+        let address = server.address;
+        let request = tokio::spawn(async move {
+            let binary = [(
+                header::CONTENT_TYPE.as_str(),
+                "application/x-protobuf; proto=x",
+            )];
+            call(address, "POST", "/v1/messages", &binary, body).await
+        });
+        let (messages, ack) = next_deliveries(&mut events).await;
+        let delivered: Vec<(String, TypedValue)> = messages
+            .into_iter()
+            .map(|message| {
+                (
+                    message.target.to_string(),
+                    message.argument.to_typed_value(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, TypedValue)> = [("a", 0), ("b", 1), ("a", 2)]
+            .into_iter()
+            .map(|(id, n)| (format!("com.example/f/{id}"), long(n)))
+            .collect();
+        assert_eq!(delivered, expected);
+        ack.release();
+        let (status, reply) = request.await.expect("join");
+        assert_eq!(
+            (status, reply),
+            (StatusCode::ACCEPTED, json!({"accepted": 3}))
+        );
         server.stop.send_replace(true);
         server.ingresses.join().await;
     }

@@ -10,6 +10,7 @@
 
 pub mod file;
 pub mod http;
+pub mod protobuf;
 
 use crate::message::Message;
 use crate::metrics::Metrics;
