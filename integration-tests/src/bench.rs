@@ -5,6 +5,8 @@
 use anyhow::{anyhow, bail, Context as _};
 use base64::Engine as _;
 use bytes::Bytes;
+use eddy_protocol::ingress::{IngressMessage, MessageBatch};
+use eddy_protocol::Message as _;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode};
@@ -30,9 +32,20 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// The body format of the pusher's batches (`POST /v1/messages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IngressFormat {
+    /// JSON lines with `value_base64`.
+    Json,
+    /// `application/x-protobuf`: one `io.eddy.ingress.v1.MessageBatch`.
+    Protobuf,
+}
+
 /// Posts messages number `first..end` (message i goes to key i % `keys`) to the HTTP ingress,
-/// `concurrency` connections each posting chunks of `chunk` JSON lines; each carries its send time (8 bytes little-endian µs since the UNIX epoch) as
-/// `typename`. Returns the time until the last chunk was admitted.
+/// `concurrency` connections each posting chunks of `chunk` messages in `format`; each carries
+/// its send time (8 bytes little-endian µs since the UNIX epoch) as `typename`. Returns the
+/// time until the last chunk was admitted.
+#[allow(clippy::too_many_arguments)]
 pub async fn push(
     ingress: SocketAddr,
     (first, messages): (u64, u64),
@@ -41,6 +54,7 @@ pub async fn push(
     chunk: u64,
     target_prefix: &'static str,
     typename: &'static str,
+    format: IngressFormat,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(first));
@@ -56,18 +70,43 @@ pub async fn push(
                     return Ok::<_, anyhow::Error>(());
                 }
                 let end = (first + chunk).min(messages);
-                body.clear();
-                let sent = base64::engine::general_purpose::STANDARD.encode(now_micros().to_le_bytes());
-                for index in first..end {
-                    let _ = writeln!(
-                        body,
-                        "{{\"target\":\"{target_prefix}{}\",\"typename\":\"{typename}\",\"value_base64\":\"{sent}\"}}",
-                        index % keys
-                    );
-                }
-                let (status, reply) = client
-                    .request(Method::POST, "/v1/messages", Bytes::from(body.clone()))
-                    .await?;
+                let sent = now_micros().to_le_bytes();
+                let (status, reply) = match format {
+                    IngressFormat::Json => {
+                        body.clear();
+                        let sent = base64::engine::general_purpose::STANDARD.encode(sent);
+                        for index in first..end {
+                            let _ = writeln!(
+                                body,
+                                "{{\"target\":\"{target_prefix}{}\",\"typename\":\"{typename}\",\"value_base64\":\"{sent}\"}}",
+                                index % keys
+                            );
+                        }
+                        client
+                            .request(Method::POST, "/v1/messages", Bytes::from(body.clone()))
+                            .await?
+                    }
+                    IngressFormat::Protobuf => {
+                        let value = Bytes::copy_from_slice(&sent);
+                        let batch = MessageBatch {
+                            messages: (first..end)
+                                .map(|index| IngressMessage {
+                                    target: format!("{target_prefix}{}", index % keys),
+                                    typename: typename.to_string(),
+                                    value: value.clone(),
+                                })
+                                .collect(),
+                        };
+                        client
+                            .request_with(
+                                Method::POST,
+                                "/v1/messages",
+                                Some("application/x-protobuf"),
+                                Bytes::from(batch.encode_to_vec()),
+                            )
+                            .await?
+                    }
+                };
                 if status != StatusCode::ACCEPTED {
                     bail!(
                         "POST /v1/messages: {status}: {}",
@@ -181,13 +220,27 @@ impl Client {
         path: &str,
         body: Bytes,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.request_with(method, path, None, body).await
+    }
+
+    /// [`Client::request`] with a content type (default `application/octet-stream`).
+    pub async fn request_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         let host = self.addr.to_string();
         let sender = self.sender().await?;
         let request = Request::builder()
             .method(method.clone())
             .uri(path)
             .header(hyper::header::HOST, host)
-            .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+            .header(
+                hyper::header::CONTENT_TYPE,
+                content_type.unwrap_or("application/octet-stream"),
+            )
             .body(Full::new(body))?;
         let outcome = async {
             let response = sender.send_request(request).await?;

@@ -20,7 +20,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, ValueEnum};
 use eddy_integration_tests::bench::{
     cpu_seconds, file_len, free_addr, median_of, proc_status_kb, push, tail, terminate,
-    AbortOnDrop, Client,
+    AbortOnDrop, Client, IngressFormat,
 };
 use eddy_integration_tests::{scenarios, TestDir};
 use hyper::{Method, StatusCode};
@@ -397,6 +397,7 @@ async fn measure(
         cli.chunk,
         "bench/counter/k",
         TYPENAME,
+        IngressFormat::Json,
     )));
     let deadline = started + Duration::from_secs(cli.timeout);
     let stats = loop {

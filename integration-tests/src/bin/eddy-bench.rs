@@ -22,7 +22,7 @@ use bytes::Bytes;
 use clap::Parser;
 use eddy_integration_tests::bench::{
     cpu_seconds, file_len, free_addr, median_of, median_opt, now_micros, proc_status_kb, push,
-    tail, terminate, AbortOnDrop, Client, PROCESS_DEADLINE,
+    tail, terminate, AbortOnDrop, Client, IngressFormat, PROCESS_DEADLINE,
 };
 use eddy_protocol::reqreply::to_function::{self, Invocation, InvocationBatchRequest};
 use eddy_protocol::{Address, BuiltIn, Message, ToFunction, TypedValue};
@@ -61,9 +61,12 @@ struct Cli {
     /// Concurrent ingress connections (C).
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
-    /// JSON lines per ingress request (M).
+    /// Messages per ingress request (M).
     #[arg(long, default_value_t = 1000)]
     chunk: u64,
+    /// Body format of the ingress requests.
+    #[arg(long, value_enum, default_value = "json")]
+    ingress_format: IngressFormat,
     /// The endpoint's `maxNumBatchRequests`.
     #[arg(long, default_value_t = 1000)]
     max_batch: usize,
@@ -334,6 +337,7 @@ async fn throughput_run(
         cli.chunk,
         target_prefix,
         PING_TYPENAME,
+        cli.ingress_format,
     ));
     let waited = wait_processed(
         &function,
@@ -604,6 +608,7 @@ async fn idle_run(
             cli.chunk,
             "bench/counter/idle-",
             PING_TYPENAME,
+            cli.ingress_format,
         ));
         wait_processed(&function, &mut eddy, pushing, end, cli.timeout, started).await?;
         done = end;
@@ -829,9 +834,15 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\neddy-bench: N={} messages, C={} ingress connections x M={} lines, \
+            "\neddy-bench: N={} messages, C={} ingress connections x M={} messages ({:?}), \
              maxNumBatchRequests={}, {} run(s) each, {} profile (medians)",
-            cli.messages, cli.concurrency, cli.chunk, cli.max_batch, cli.runs, cli.profile
+            cli.messages,
+            cli.concurrency,
+            cli.chunk,
+            cli.ingress_format,
+            cli.max_batch,
+            cli.runs,
+            cli.profile
         );
         if !self.throughput.is_empty() {
             let _ = writeln!(
@@ -959,6 +970,7 @@ impl Report {
             "messages": cli.messages,
             "concurrency": cli.concurrency,
             "chunk": cli.chunk,
+            "ingress_format": format!("{:?}", cli.ingress_format).to_lowercase(),
             "max_batch": cli.max_batch,
             "runs": cli.runs,
             "workers": cli.workers,
