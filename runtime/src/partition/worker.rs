@@ -28,9 +28,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 
-/// Most inbox events handled before actions are carried out (keeps batches of work large
-/// under load without starving the clock).
+/// Most finished invocations taken in per turn.
 const EVENTS_PER_TURN: usize = 512;
+
+/// Messages from the inbox taken in per turn (at least one event): bounds a turn, so that a
+/// burst from the ingress delays finished invocations and the clock by little.
+const MESSAGES_PER_TURN: usize = 4096;
 
 /// Everything a worker needs besides its machine.
 pub struct WorkerContext {
@@ -105,7 +108,7 @@ impl Worker {
                 }
                 event = self.inbox.recv() => {
                     let Some(event) = event else { break };
-                    self.handle(now_ms(), event, &mut actions);
+                    let _ = self.handle(now_ms(), event, &mut actions);
                 }
                 Some(completion) = self.invocations.next(), if !self.invocations.is_empty() => {
                     self.machine.complete(now_ms(), completion, &mut actions);
@@ -121,9 +124,10 @@ impl Worker {
                     _ => break,
                 }
             }
-            for _ in 1..EVENTS_PER_TURN {
+            let mut messages = 0;
+            while messages < MESSAGES_PER_TURN {
                 match self.inbox.try_recv() {
-                    Ok(event) => self.handle(now, event, &mut actions),
+                    Ok(event) => messages += self.handle(now, event, &mut actions),
                     Err(_) => break,
                 }
             }
@@ -151,11 +155,17 @@ impl Worker {
         }
     }
 
-    fn handle(&mut self, now: u64, event: Event, actions: &mut Vec<Action>) {
+    /// Hands an inbox event to the machine; returns how many messages it carried.
+    fn handle(&mut self, now: u64, event: Event, actions: &mut Vec<Action>) -> usize {
         match event {
-            Event::Deliver(envelope) => self.machine.deliver(now, envelope, actions),
+            Event::Deliver(envelope) => {
+                self.machine.deliver(now, envelope, actions);
+                1
+            }
             Event::DeliverAll { messages, ack } => {
-                self.machine.deliver_all(now, messages, ack, actions)
+                let count = messages.len();
+                self.machine.deliver_all(now, messages, ack, actions);
+                count
             }
         }
     }
