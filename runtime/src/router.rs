@@ -168,25 +168,15 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{EndpointSpec, EndpointTarget, FunctionSelector, HttpTarget, TransportSpec};
+    use crate::ingress::tests::example_catalog;
     use eddy_protocol::BuiltIn;
     use tokio::sync::mpsc;
 
     fn two_workers() -> (Router, [mpsc::UnboundedReceiver<Event>; 2]) {
-        let endpoint = EndpointSpec {
-            document: 0,
-            functions: FunctionSelector::Namespace("com.example".into()),
-            max_num_batch_requests: 1000,
-            target: EndpointTarget::Http(HttpTarget {
-                url_path_template: "http://127.0.0.1:1/{function.name}".into(),
-                transport: TransportSpec::default(),
-            }),
-        };
         let (first, first_inbox) = mpsc::unbounded_channel();
         let (second, second_inbox) = mpsc::unbounded_channel();
-        let catalog = Arc::new(Catalog::new(vec![endpoint]));
         (
-            Router::new(vec![first, second], catalog),
+            Router::new(vec![first, second], example_catalog()),
             [first_inbox, second_inbox],
         )
     }

@@ -701,6 +701,22 @@ mod tests {
         server.ingresses.join().await;
     }
 
+    /// `messages` are, in order, `long(n)` to `com.example/f/{id}` for each `(id, n)`.
+    fn assert_delivered(messages: Vec<Message>, expected: &[(&str, i64)]) {
+        let delivered: Vec<(String, TypedValue)> = messages
+            .into_iter()
+            .map(|message| {
+                let argument = message.argument.to_typed_value();
+                (message.target.to_string(), argument)
+            })
+            .collect();
+        let expected: Vec<(String, TypedValue)> = expected
+            .iter()
+            .map(|(id, n)| (format!("com.example/f/{id}"), long(*n)))
+            .collect();
+        assert_eq!(delivered, expected);
+    }
+
     #[tokio::test]
     async fn binary_batches_are_read_checked_and_sent_in_order() {
         use eddy_protocol::ingress::{IngressMessage, MessageBatch};
@@ -751,20 +767,7 @@ mod tests {
             call(address, "POST", "/v1/messages", &binary, body).await
         });
         let (messages, ack) = next_deliveries(&mut events).await;
-        let delivered: Vec<(String, TypedValue)> = messages
-            .into_iter()
-            .map(|message| {
-                (
-                    message.target.to_string(),
-                    message.argument.to_typed_value(),
-                )
-            })
-            .collect();
-        let expected: Vec<(String, TypedValue)> = [("a", 0), ("b", 1), ("a", 2)]
-            .into_iter()
-            .map(|(id, n)| (format!("com.example/f/{id}"), long(n)))
-            .collect();
-        assert_eq!(delivered, expected);
+        assert_delivered(messages, &[("a", 0), ("b", 1), ("a", 2)]);
         ack.release();
         let (status, reply) = request.await.expect("join");
         assert_eq!(
@@ -810,20 +813,7 @@ mod tests {
             tokio::spawn(async move { call(address, "POST", "/v1/messages", &[], body).await });
         // One worker: one group, in line order, under one admission signal.
         let (messages, ack) = next_deliveries(&mut events).await;
-        let delivered: Vec<(String, TypedValue)> = messages
-            .into_iter()
-            .map(|message| {
-                (
-                    message.target.to_string(),
-                    message.argument.to_typed_value(),
-                )
-            })
-            .collect();
-        let expected: Vec<(String, TypedValue)> = [("a", 1), ("b", 2), ("a", 3)]
-            .into_iter()
-            .map(|(id, n)| (format!("com.example/f/{id}"), long(n)))
-            .collect();
-        assert_eq!(delivered, expected);
+        assert_delivered(messages, &[("a", 1), ("b", 2), ("a", 3)]);
         ack.release();
         let (status, reply) = request.await.expect("join");
         assert_eq!(

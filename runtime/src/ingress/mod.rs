@@ -192,9 +192,8 @@ pub(crate) mod tests {
     use std::time::Duration;
     use tokio::sync::mpsc;
 
-    /// A router with one worker whose inbox the test reads; functions of `com.example/*` exist.
-    pub(crate) fn router_with_inbox() -> (Router, mpsc::UnboundedReceiver<Event>) {
-        let (inbox, events) = mpsc::unbounded_channel();
+    /// A catalog serving `com.example/*` (over HTTP, never called in these tests).
+    pub(crate) fn example_catalog() -> Arc<Catalog> {
         let endpoint = EndpointSpec {
             document: 0,
             functions: FunctionSelector::Namespace("com.example".into()),
@@ -204,10 +203,13 @@ pub(crate) mod tests {
                 transport: TransportSpec::default(),
             }),
         };
-        (
-            Router::new(vec![inbox], Arc::new(Catalog::new(vec![endpoint]))),
-            events,
-        )
+        Arc::new(Catalog::new(vec![endpoint]))
+    }
+
+    /// A router with one worker whose inbox the test reads; functions of `com.example/*` exist.
+    pub(crate) fn router_with_inbox() -> (Router, mpsc::UnboundedReceiver<Event>) {
+        let (inbox, events) = mpsc::unbounded_channel();
+        (Router::new(vec![inbox], example_catalog()), events)
     }
 
     /// The next delivered message and its admission signal, or a panic after 10 s.
