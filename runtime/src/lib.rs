@@ -5,17 +5,20 @@
 //! their replies, routes their messages and writes their egress records.
 //!
 //! One message, from ingress to egress:
-//! 1. [`ingress`] turns an outside record (HTTP request, file line) into a [`message::Message`]
-//!    and hands it to the [`router`].
+//! 1. [`ingress`] turns an outside record (HTTP request — JSON lines or a binary batch —, file
+//!    line) into a [`message::Message`] and hands it to the [`router`].
 //! 2. The [`router`] hashes the target [`address::Address`] to a key group and delivers it to
-//!    the owning [`partition`] worker, waiting for admission if that address's mailbox is full.
+//!    the owning [`partition`] worker (a request's messages as one event per worker), waiting
+//!    for admission if that address's mailbox is full.
 //! 3. The worker's [`partition::machine`] queues it in the address's mailbox; when the address
-//!    has nothing in flight it emits an `Invoke` action with the batch and the state.
-//! 4. The worker's event loop ([`partition::worker`]) hands the batch to the [`invoker`], which
-//!    calls the function over HTTP (retries, timeouts, TLS), on AWS Lambda (`Invoke`, the
-//!    same retry loop, throttling as backpressure, batches split under the 6 MB limit) or
-//!    in-process (`eddy-sdk` functions linked into the binary), and returns the reply as an
-//!    event.
+//!    has nothing in flight and its endpoint a free invocation slot, it emits an `Invoke`
+//!    action with the batch and the state (otherwise the address waits for a slot and keeps
+//!    batching).
+//! 4. The worker's event loop ([`partition::worker`]) starts the call on the [`invoker`] and
+//!    polls it among its invocations in flight: over HTTP (our own HTTP/1.1 connections,
+//!    retries, timeouts, TLS), on AWS Lambda (`Invoke`, the same retry loop, throttling as
+//!    backpressure, batches split under the 6 MB limit) or in-process (`eddy-sdk` functions
+//!    linked into the binary); the reply comes back as the invocation's completion.
 //! 5. The machine applies the reply in order — outgoing messages (back to step 2), delayed
 //!    messages ([`partition::machine`] timers), egress records ([`egress`]), state mutations —
 //!    then sends the next queued batch. Failed batches go to [`deadletter`].

@@ -1,6 +1,7 @@
 //! Ingresses: where messages enter the system.
 //!
-//! [`Ingresses::start`] binds every HTTP ingress ([`http`], `io.eddy.http.v1/ingress`) and
+//! [`Ingresses::start`] binds every HTTP ingress ([`http`], `io.eddy.http.v1/ingress`; binary
+//! batch bodies are read by [`protobuf`]) and
 //! starts every file ingress ([`mod@file`], `io.eddy.file.v1/ingress`). Both turn outside input
 //! into [`Message`]s with no caller and hand them to the [`Router`], which rejects unknown
 //! function types at the door and makes the sender wait only while the target address's

@@ -2,8 +2,9 @@
 //!
 //! One transport per endpoint (index = the endpoint's index in the [`Catalog`]). Each transport
 //! bounds its own concurrency and retries inside its own call budget, so a failing endpoint
-//! slows only its own addresses. [`http`] is the HTTP transport ([`tls`] loads its TLS
-//! material), [`lambda`] the AWS Lambda transport, [`embedded`] calls `eddy-sdk` functions
+//! slows only its own addresses. [`http`] is the HTTP transport ([`pool`] keeps its
+//! connections, [`conn`] is one HTTP/1.1 client connection, [`tls`] loads its TLS material),
+//! [`lambda`] the AWS Lambda transport, [`embedded`] calls `eddy-sdk` functions
 //! linked into the binary; the remote transports share their retry loop (`call.rs`).
 
 pub(crate) mod call;

@@ -3,7 +3,8 @@
 //! Each worker owns a range of key groups and runs as one task with no locks on the hot path.
 //! Its core is [`machine::Machine`], a state machine without I/O: it takes [`Event`]s and
 //! returns [`machine::Action`]s. [`worker`] is the event loop that feeds it events from the
-//! inbox and the clock and carries out its actions (invoke, route, egress, dead-letter).
+//! inbox, finished invocations and the clock, and carries out its actions (invoke, route,
+//! egress, dead-letter).
 
 pub mod machine;
 mod wire;
