@@ -328,7 +328,8 @@ fn read_lines(
     body: &[u8],
     last_type: Option<FunctionType>,
 ) -> std::result::Result<(Vec<Message>, Option<FunctionType>), String> {
-    let mut messages = Vec::new();
+    // Sized once: a batch holds up to thousands of messages.
+    let mut messages = Vec::with_capacity(memchr::memchr_iter(b'\n', body).count() + 1);
     let mut lines = jsonl::LineParser::continuing(last_type);
     // Lines of the type checked last need no new check (compared by pointer first).
     let mut checked: Option<FunctionType> = None;
