@@ -93,16 +93,167 @@ impl fmt::Debug for FunctionType {
     }
 }
 
+/// The id of a function instance: a string kept inline when it is short.
+///
+/// Most ids are short (user ids, order numbers, sensor names), and every message carries
+/// one, so an id of up to [`Id::INLINE`] bytes lives inside the address itself: making,
+/// comparing and dropping it touches no heap and no other cache line. Longer ids share one
+/// `Arc<str>` between clones.
+#[derive(Clone)]
+pub struct Id(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// `bytes[..len]` is the id, valid UTF-8 (it is only ever copied from a `&str`).
+    Inline {
+        len: u8,
+        bytes: [u8; Id::INLINE],
+    },
+    Heap(Arc<str>),
+}
+
+impl Id {
+    /// The longest id kept inline, in bytes (the id is then as large as a `String`).
+    pub const INLINE: usize = 22;
+
+    /// An id with the text of `id`.
+    pub fn new(id: &str) -> Id {
+        if id.len() <= Id::INLINE {
+            let mut bytes = [0; Id::INLINE];
+            bytes[..id.len()].copy_from_slice(id.as_bytes());
+            Id(Repr::Inline {
+                len: id.len() as u8,
+                bytes,
+            })
+        } else {
+            Id(Repr::Heap(Arc::from(id)))
+        }
+    }
+
+    /// The id's UTF-8 bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(text) => text.as_bytes(),
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Inline bytes are copied from a `&str` whole, so they are always valid UTF-8;
+            // the check costs a few nanoseconds on at most `INLINE` bytes and only readers of
+            // the text (not hashing, comparing or encoding, which use the bytes) pay it.
+            Repr::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            Repr::Heap(text) => text,
+        }
+    }
+}
+
+impl std::ops::Deref for Id {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Id {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Id {
+    fn from(id: &str) -> Id {
+        Id::new(id)
+    }
+}
+
+impl From<&String> for Id {
+    fn from(id: &String) -> Id {
+        Id::new(id)
+    }
+}
+
+impl From<String> for Id {
+    fn from(id: String) -> Id {
+        if id.len() <= Id::INLINE {
+            Id::new(&id)
+        } else {
+            Id(Repr::Heap(Arc::from(id)))
+        }
+    }
+}
+
+impl From<&Id> for Id {
+    fn from(id: &Id) -> Id {
+        id.clone()
+    }
+}
+
+impl PartialEq for Id {
+    fn eq(&self, other: &Id) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Id {}
+
+impl PartialEq<str> for Id {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for Id {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialOrd for Id {
+    fn partial_cmp(&self, other: &Id) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Id {
+    /// Byte order, which for UTF-8 is the order of the text's characters.
+    fn cmp(&self, other: &Id) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// The address of one function instance: type + id.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address {
     pub function_type: FunctionType,
-    pub id: String,
+    pub id: Id,
 }
 
 impl Address {
     /// An address from its function type and id.
-    pub fn new(function_type: FunctionType, id: impl Into<String>) -> Address {
+    pub fn new(function_type: FunctionType, id: impl Into<Id>) -> Address {
         Address {
             function_type,
             id: id.into(),
@@ -156,7 +307,7 @@ impl Address {
         reqreply::Address {
             namespace: self.function_type.namespace().to_string(),
             r#type: self.function_type.name().to_string(),
-            id: self.id.clone(),
+            id: self.id.to_string(),
         }
     }
 
@@ -170,7 +321,7 @@ impl Address {
         }
         Ok(Address::new(
             FunctionType::new(address.namespace.clone(), address.r#type.clone()),
-            address.id.clone(),
+            address.id.as_str(),
         ))
     }
 }
@@ -255,6 +406,28 @@ mod tests {
     }
 
     #[test]
+    fn short_ids_are_inline_and_long_ones_shared() {
+        assert_eq!(std::mem::size_of::<Id>(), std::mem::size_of::<String>());
+        let longest = "x".repeat(Id::INLINE);
+        assert!(matches!(Id::new(&longest).0, Repr::Inline { len: 22, .. }));
+        assert!(matches!(Id::new("").0, Repr::Inline { len: 0, .. }));
+        let long = Id::from(format!("{longest}y"));
+        let Repr::Heap(text) = &long.0 else {
+            panic!("an id of {} bytes is not inline", Id::INLINE + 1)
+        };
+        let clone = long.clone();
+        let Repr::Heap(cloned) = &clone.0 else {
+            panic!("a clone of a shared id is shared")
+        };
+        assert!(Arc::ptr_eq(text, cloned));
+        assert_eq!(&*long, format!("{longest}y"));
+        // Multi-byte characters at the boundary: 11 two-byte characters fit, 12 do not.
+        assert!(matches!(Id::new(&"é".repeat(11)).0, Repr::Inline { .. }));
+        assert!(matches!(Id::new(&"é".repeat(12)).0, Repr::Heap(_)));
+        assert_eq!(Id::new(&"é".repeat(11)).as_str(), "é".repeat(11));
+    }
+
+    #[test]
     fn key_group_is_stable() {
         // Pinned: snapshots depend on these values never changing.
         let key_group = |text: &str| Address::parse(text).expect("valid").key_group();
@@ -297,6 +470,21 @@ mod tests {
         }
 
         #[test]
+        fn ids_behave_as_their_text(a in "[a-zé/]{0,30}", b in "[a-zé/]{0,30}") {
+            use std::hash::BuildHasher;
+            let (id_a, id_b) = (Id::new(&a), Id::from(b.clone()));
+            prop_assert_eq!(id_a.as_str(), a.as_str());
+            prop_assert_eq!(id_b.as_bytes(), b.as_bytes());
+            prop_assert_eq!(id_a == id_b, a == b);
+            prop_assert_eq!(id_a.cmp(&id_b), a.cmp(&b));
+            prop_assert_eq!(id_a.to_string(), a.clone());
+            prop_assert_eq!(format!("{id_a:?}"), format!("{a:?}"));
+            let hasher = std::hash::RandomState::new();
+            prop_assert_eq!(hasher.hash_one(&id_a) == hasher.hash_one(Id::new(&b)), a == b);
+            prop_assert_eq!(hasher.hash_one(&id_a), hasher.hash_one(id_a.clone()));
+        }
+
+        #[test]
         fn addresses_split_at_the_first_two_slashes(text in "[a/é]{0,7}") {
             // The rule as `splitn` states it.
             let mut parts = text.splitn(3, '/');
@@ -310,7 +498,7 @@ mod tests {
             };
             let parsed = Address::parse(&text).ok().map(|address| {
                 let (namespace, name) = (address.function_type.namespace(), address.function_type.name());
-                (namespace.to_string(), name.to_string(), address.id)
+                (namespace.to_string(), name.to_string(), address.id.to_string())
             });
             prop_assert_eq!(parsed, expected);
         }
