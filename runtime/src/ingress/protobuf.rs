@@ -5,14 +5,13 @@
 //! `MessageBatch`: the same messages as the JSON-lines form, without text parsing or base64.
 //! The body is read without building the generated structs: targets and typenames are read in
 //! place (consecutive messages share their function type and typename, as consecutive JSON
-//! lines do) and each value is copied once into a buffer of its own size. As protobuf readers
+//! lines do) and each value is copied once, into the message when small. As protobuf readers
 //! do, unknown fields are skipped and the last of a repeated field wins. Errors name the
 //! message (counting from 1) and the field.
 
 use crate::address::{Address, FunctionType};
 use crate::jsonl::validate_typename;
-use crate::message::{Argument, Message};
-use bytes::Bytes;
+use crate::message::{Argument, Message, Payload};
 use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
 use std::sync::Arc;
 
@@ -87,7 +86,7 @@ impl BatchReader {
             validate_typename(typename).map_err(|error| format!("field `typename`: {error}"))?;
         }
         // An absent value is proto3's empty bytes (the zero value of a built-in type).
-        let value = Bytes::copy_from_slice(value.unwrap_or_default());
+        let value = Payload::copy_from_slice(value.unwrap_or_default());
         Ok(Message {
             target,
             caller: None,
@@ -128,6 +127,7 @@ fn skip(tag: u32, wire_type: WireType, input: &mut &[u8]) -> Result<(), prost::D
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use eddy_protocol::ingress::{IngressMessage, MessageBatch};
     use eddy_protocol::{BuiltIn, Message as _};
     use proptest::prelude::*;

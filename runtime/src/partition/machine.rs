@@ -30,7 +30,7 @@ use crate::address::{Address, FunctionType};
 use crate::catalog::Catalog;
 use crate::deadletter::DeadLetter;
 use crate::invoker::Request;
-use crate::message::{Argument, EgressRecord, Message};
+use crate::message::{Argument, EgressRecord, Message, Payload};
 use crate::spec::EndpointTarget;
 use bytes::Bytes;
 use eddy_protocol::reqreply::from_function::{
@@ -109,11 +109,12 @@ struct FunctionInfo {
 }
 
 /// A state value as held in memory: names and typenames are interned (shared by every
-/// address), the bytes are a compact copy (never a slice of a larger reply buffer).
+/// address), the bytes are a compact copy (never a slice of a larger reply buffer), inline
+/// when small.
 #[derive(Debug, Clone, PartialEq)]
 struct StoredValue {
     typename: Arc<str>,
-    bytes: Bytes,
+    bytes: Payload,
     written_ms: u64,
 }
 
@@ -121,7 +122,7 @@ impl StoredValue {
     fn new(value: &TypedValue, written_ms: u64, names: &mut Interner) -> StoredValue {
         StoredValue {
             typename: names.intern(&value.typename),
-            bytes: Bytes::copy_from_slice(&value.value),
+            bytes: Payload::copy_from_slice(&value.value),
             written_ms,
         }
     }
@@ -130,7 +131,7 @@ impl StoredValue {
         TypedValue {
             typename: self.typename.to_string(),
             has_value: true,
-            value: self.bytes.clone(),
+            value: self.bytes.to_bytes(),
         }
     }
 }
@@ -145,7 +146,7 @@ impl Interner {
         Argument {
             typename: self.intern(&value.typename),
             has_value: value.has_value,
-            value: value.value,
+            value: Payload::from(value.value),
         }
     }
 
