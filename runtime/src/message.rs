@@ -20,6 +20,37 @@ pub struct Message {
     pub argument: Argument,
 }
 
+/// A message as its target's mailbox holds it: the caller and the argument, without the target
+/// (the mailbox's own address), the caller boxed (messages from an ingress have none).
+///
+/// One cache line: a busy address's queue is written once and read once per message, so the
+/// size of its element is memory traffic (and, when producers run ahead of a function, the
+/// memory the queued messages take).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub caller: Option<Box<Address>>,
+    pub argument: Argument,
+}
+
+impl Invocation {
+    /// The invocation that `message` asks of its target.
+    pub fn of(message: Message) -> Invocation {
+        Invocation {
+            caller: message.caller.map(Box::new),
+            argument: message.argument,
+        }
+    }
+
+    /// This invocation as a message for `target`.
+    pub fn to_message(&self, target: &Address) -> Message {
+        Message {
+            target: target.clone(),
+            caller: self.caller.as_deref().cloned(),
+            argument: self.argument.clone(),
+        }
+    }
+}
+
 /// The typed value a message carries: StateFun's `TypedValue`, with the typename in an
 /// `Arc<str>` that readers share between the messages of one type (see
 /// [`Argument::with_shared_typename`]).
@@ -282,6 +313,18 @@ mod tests {
         let c = Argument::with_shared_typename("com.example/U", vec![3], &mut last);
         assert_eq!(&*c.typename, "com.example/U");
         assert_eq!(last.as_deref(), Some("com.example/U"));
+    }
+
+    #[test]
+    fn an_invocation_fills_one_cache_line_and_keeps_its_message() {
+        assert!(std::mem::size_of::<Invocation>() <= 64);
+        let target = Address::parse("com.example/fn/a").expect("address");
+        let message = Message {
+            target: target.clone(),
+            caller: Some(Address::parse("com.example/other/b").expect("address")),
+            argument: Argument::new("com.example/T", vec![1, 2]),
+        };
+        assert_eq!(Invocation::of(message.clone()).to_message(&target), message);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::address::{Address, FunctionType};
 use crate::catalog::Catalog;
 use crate::deadletter::DeadLetter;
 use crate::invoker::Request;
-use crate::message::{Argument, EgressRecord, Message, Payload};
+use crate::message::{Argument, EgressRecord, Invocation, Message, Payload};
 use crate::spec::EndpointTarget;
 use bytes::Bytes;
 use eddy_protocol::reqreply::from_function::{
@@ -165,7 +165,7 @@ struct InFlight {
     batch_id: u64,
     /// The endpoint whose invocation slot the batch holds.
     endpoint: usize,
-    messages: Vec<Message>,
+    invocations: Vec<Invocation>,
     negotiation_rounds: u32,
     /// The `specs_generation` the request was built with.
     specs_generation: u64,
@@ -175,7 +175,7 @@ struct InFlight {
 #[derive(Debug, Default)]
 struct Instance {
     values: Vec<(Arc<str>, StoredValue)>,
-    mailbox: VecDeque<Message>,
+    mailbox: VecDeque<Invocation>,
     /// The senders of mailbox messages beyond the batch bound; boxed, as they are rare.
     parked: Option<Box<Parked>>,
     /// Boxed: most addresses are idle most of the time.
@@ -205,14 +205,14 @@ impl Instance {
             let sequence = parked.front + self.mailbox.len() as u64;
             parked.acks.push_back((sequence, ack.clone()));
         }
-        self.mailbox.push_back(message);
+        self.mailbox.push_back(Invocation::of(message));
     }
 
     /// Takes the next batch (at most `max_batch` messages) out of the mailbox, releasing the
     /// senders of every message now within the bound.
-    fn take_batch(&mut self, max_batch: usize) -> Vec<Message> {
+    fn take_batch(&mut self, max_batch: usize) -> Vec<Invocation> {
         let take = self.mailbox.len().min(max_batch);
-        let messages: Vec<Message> = if take == self.mailbox.len() {
+        let invocations: Vec<Invocation> = if take == self.mailbox.len() {
             // The usual case: the whole mailbox, without copying it.
             Vec::from(std::mem::take(&mut self.mailbox))
         } else {
@@ -234,7 +234,7 @@ impl Instance {
                 self.parked = None;
             }
         }
-        messages
+        invocations
     }
 
     fn is_idle_and_empty(&self) -> bool {
@@ -383,7 +383,7 @@ impl Machine {
                     + instance
                         .in_flight
                         .as_ref()
-                        .map_or(0, |in_flight| in_flight.messages.len())
+                        .map_or(0, |in_flight| in_flight.invocations.len())
             })
             .sum()
     }
@@ -536,22 +536,28 @@ impl Machine {
             slots.in_flight = slots.in_flight.saturating_sub(1);
         }
         match result {
-            Err(error) => self.fail(now_ms, &address, in_flight.messages, error.to_string(), out),
+            Err(error) => self.fail(
+                now_ms,
+                &address,
+                &in_flight.invocations,
+                error.to_string(),
+                out,
+            ),
             Ok(reply) => match reply.response {
                 None => {
-                    self.stats.processed += in_flight.messages.len() as u64;
+                    self.stats.processed += in_flight.invocations.len() as u64;
                     self.succeed(now_ms, &address, InvocationResponse::default(), out)
                 }
                 Some(from_function::Response::InvocationResult(response)) => {
                     match self.validate(&address, &response) {
                         Ok(()) => {
-                            self.stats.processed += in_flight.messages.len() as u64;
+                            self.stats.processed += in_flight.invocations.len() as u64;
                             self.succeed(now_ms, &address, response, out)
                         }
                         Err(reason) => self.fail(
                             now_ms,
                             &address,
-                            in_flight.messages,
+                            &in_flight.invocations,
                             format!("invalid reply: {reason}"),
                             out,
                         ),
@@ -725,15 +731,18 @@ impl Machine {
         &mut self,
         now_ms: u64,
         address: &Address,
-        messages: Vec<Message>,
+        invocations: &[Invocation],
         error: String,
         out: &mut Vec<Action>,
     ) {
         self.stats.failed_batches += 1;
-        tracing::warn!(%address, messages = messages.len(), %error, "batch failed, sent to dead letters");
+        tracing::warn!(%address, messages = invocations.len(), %error, "batch failed, sent to dead letters");
         out.push(Action::DeadLetter(DeadLetter {
             address: address.clone(),
-            messages,
+            messages: invocations
+                .iter()
+                .map(|invocation| invocation.to_message(address))
+                .collect(),
             error,
             time: UNIX_EPOCH + Duration::from_millis(now_ms),
         }));
@@ -968,7 +977,7 @@ impl Machine {
             None
         };
         if let Some(error) = failure {
-            self.fail(now_ms, address, in_flight.messages, error, out);
+            self.fail(now_ms, address, &in_flight.invocations, error, out);
             return;
         }
         let (Some(info), Some(instance)) = (
@@ -984,7 +993,7 @@ impl Machine {
             address.clone(),
             instance,
             info,
-            in_flight.messages,
+            in_flight.invocations,
             rounds,
         ));
     }
@@ -1003,12 +1012,15 @@ impl Machine {
             .instances
             .iter()
             .map(|(address, instance)| {
-                let mut messages: Vec<Message> = instance
+                let in_flight = instance
                     .in_flight
                     .as_ref()
-                    .map(|in_flight| in_flight.messages.clone())
-                    .unwrap_or_default();
-                messages.extend(instance.mailbox.iter().cloned());
+                    .map_or(&[][..], |in_flight| &in_flight.invocations);
+                let messages: Vec<Message> = in_flight
+                    .iter()
+                    .chain(&instance.mailbox)
+                    .map(|invocation| invocation.to_message(address))
+                    .collect();
                 let mut values: Vec<(String, TypedValue, u64)> = instance
                     .values
                     .iter()
@@ -1074,7 +1086,7 @@ impl Machine {
                 })
                 .collect();
             instance.last_invoke_ms = address.last_invoke_ms;
-            instance.mailbox = address.messages.into();
+            instance.mailbox = address.messages.into_iter().map(Invocation::of).collect();
             pending.push(address.address);
         }
         for timer in snapshot.timers {
@@ -1245,9 +1257,15 @@ fn send_batch(
     out: &mut Vec<Action>,
 ) {
     slots.in_flight += 1;
-    let messages = instance.take_batch(info.max_batch);
+    let invocations = instance.take_batch(info.max_batch);
     out.push(begin_invocation(
-        now_ms, counters, address, instance, info, messages, 0,
+        now_ms,
+        counters,
+        address,
+        instance,
+        info,
+        invocations,
+        0,
     ));
 }
 
@@ -1259,7 +1277,7 @@ fn begin_invocation(
     address: Address,
     instance: &mut Instance,
     info: &FunctionInfo,
-    messages: Vec<Message>,
+    invocations: Vec<Invocation>,
     negotiation_rounds: u32,
 ) -> Action {
     let (next_batch_id, stats) = counters;
@@ -1272,7 +1290,7 @@ fn begin_invocation(
             &address,
             instance,
             &info.specs,
-            &messages,
+            &invocations,
         ))
     } else {
         Request::Proto(build_request(
@@ -1280,13 +1298,13 @@ fn begin_invocation(
             &address,
             instance,
             &info.specs,
-            &messages,
+            &invocations,
         ))
     };
     instance.in_flight = Some(Box::new(InFlight {
         batch_id,
         endpoint: info.endpoint,
-        messages,
+        invocations,
         negotiation_rounds,
         specs_generation: info.specs_generation,
     }));
@@ -1313,7 +1331,7 @@ fn encode_request(
     address: &Address,
     instance: &mut Instance,
     specs: &[ValueSpec],
-    messages: &[Message],
+    invocations: &[Invocation],
 ) -> Bytes {
     start_request(now_ms, instance, specs);
     let state: Vec<wire::State<'_>> = specs
@@ -1327,7 +1345,7 @@ fn encode_request(
             }),
         })
         .collect();
-    wire::encode_request(address, &state, messages)
+    wire::encode_request(address, &state, invocations)
 }
 
 fn build_request(
@@ -1335,7 +1353,7 @@ fn build_request(
     address: &Address,
     instance: &mut Instance,
     specs: &[ValueSpec],
-    messages: &[Message],
+    invocations: &[Invocation],
 ) -> ToFunction {
     start_request(now_ms, instance, specs);
     let state = specs
@@ -1345,11 +1363,11 @@ fn build_request(
             state_value: instance.value(&spec.name).map(StoredValue::to_typed_value),
         })
         .collect();
-    let invocations = messages
+    let invocations = invocations
         .iter()
-        .map(|message| to_function::Invocation {
-            caller: message.caller.as_ref().map(Address::to_proto),
-            argument: Some(message.argument.to_typed_value()),
+        .map(|invocation| to_function::Invocation {
+            caller: invocation.caller.as_deref().map(Address::to_proto),
+            argument: Some(invocation.argument.to_typed_value()),
         })
         .collect();
     ToFunction {

@@ -9,7 +9,7 @@
 //! present messages are written even when empty, and fields go in field-number order.
 
 use crate::address::Address;
-use crate::message::{Argument, Message};
+use crate::message::{Argument, Invocation};
 use bytes::Bytes;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 
@@ -37,14 +37,18 @@ pub(super) struct State<'a> {
 }
 
 /// The encoded `ToFunction { invocation: InvocationBatchRequest { target, state, invocations } }`.
-pub(super) fn encode_request(target: &Address, state: &[State<'_>], messages: &[Message]) -> Bytes {
+pub(super) fn encode_request(
+    target: &Address,
+    state: &[State<'_>],
+    invocations: &[Invocation],
+) -> Bytes {
     let target_len = address_len(target);
     let mut batch_len = field_len(1, target_len);
     for value in state {
         batch_len += field_len(2, persisted_value_len(value));
     }
-    for message in messages {
-        batch_len += field_len(3, invocation_len(message));
+    for invocation in invocations {
+        batch_len += field_len(3, invocation_len(invocation));
     }
     let total = field_len(100, batch_len);
     let mut out = Vec::with_capacity(total);
@@ -59,13 +63,13 @@ pub(super) fn encode_request(target: &Address, state: &[State<'_>], messages: &[
             write_value(typed, &mut out);
         }
     }
-    for message in messages {
-        message_header(3, invocation_len(message), &mut out);
-        if let Some(caller) = &message.caller {
+    for invocation in invocations {
+        message_header(3, invocation_len(invocation), &mut out);
+        if let Some(caller) = &invocation.caller {
             message_header(1, address_len(caller), &mut out);
             write_address(caller, &mut out);
         }
-        let argument = Value::from(&message.argument);
+        let argument = Value::from(&invocation.argument);
         message_header(2, value_len(&argument), &mut out);
         write_value(&argument, &mut out);
     }
@@ -106,12 +110,12 @@ fn persisted_value_len(state: &State<'_>) -> usize {
             .map_or(0, |value| field_len(2, value_len(value)))
 }
 
-fn invocation_len(message: &Message) -> usize {
-    message
+fn invocation_len(invocation: &Invocation) -> usize {
+    invocation
         .caller
         .as_ref()
         .map_or(0, |caller| field_len(1, address_len(caller)))
-        + field_len(2, value_len(&Value::from(&message.argument)))
+        + field_len(2, value_len(&Value::from(&invocation.argument)))
 }
 
 fn message_header(tag: u32, len: usize, out: &mut Vec<u8>) {

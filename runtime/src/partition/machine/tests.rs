@@ -893,16 +893,15 @@ proptest! {
                 instance.values.push((names.intern(&specs[i].name), StoredValue::new(&value, 0, &mut names)));
             }
         }
-        let messages: Vec<Message> = messages
+        let invocations: Vec<Invocation> = messages
             .into_iter()
-            .map(|(caller, typename, has_value, bytes)| Message {
-                target: target.clone(),
-                caller: caller.map(|text| addr(&text)),
+            .map(|(caller, typename, has_value, bytes)| Invocation {
+                caller: caller.map(|text| Box::new(addr(&text))),
                 argument: TypedValue { typename, has_value, value: bytes.into() }.into(),
             })
             .collect();
-        let built = eddy_protocol::Message::encode_to_vec(&build_request(1, &target, &mut instance, &specs, &messages));
-        let encoded = encode_request(1, &target, &mut instance, &specs, &messages);
+        let built = eddy_protocol::Message::encode_to_vec(&build_request(1, &target, &mut instance, &specs, &invocations));
+        let encoded = encode_request(1, &target, &mut instance, &specs, &invocations);
         prop_assert_eq!(&encoded[..], &built[..]);
     }
 }
