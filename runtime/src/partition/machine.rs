@@ -171,20 +171,48 @@ struct InFlight {
     specs_generation: u64,
 }
 
-/// One address: its state, mailbox and in-flight batch.
+/// One address: its state, and its mailbox and in-flight batch while it is busy.
+///
+/// Two pointers: most addresses are idle and hold only state, and a table entry (address
+/// and instance) of 48 bytes keeps millions of them cheap and the lookup of a busy one within
+/// a cache line.
 #[derive(Debug, Default)]
 struct Instance {
+    /// `None` while the address holds no state value.
+    state: Option<Box<State>>,
+    /// `None` while nothing is queued, in flight or waiting for a slot.
+    busy: Option<Box<Busy>>,
+}
+
+/// The state values of an address, and the clocks their expiration runs on.
+#[derive(Debug, Default)]
+struct State {
     values: Vec<(Arc<str>, StoredValue)>,
-    mailbox: VecDeque<Invocation>,
-    /// The senders of mailbox messages beyond the batch bound; boxed, as they are rare.
-    parked: Option<Box<Parked>>,
-    /// Boxed: most addresses are idle most of the time.
-    in_flight: Option<Box<InFlight>>,
-    /// Queued for a free invocation slot of its endpoint (see [`Slots`]).
-    waiting: bool,
+    /// When the last request was built (expire-after-invoke counts from it).
     last_invoke_ms: u64,
     /// The due time of this address's entry in `Machine::expiries` (0: none).
     expiry_check_ms: u64,
+}
+
+/// What an address holds while it has work: its mailbox, its batch in flight, the senders
+/// of messages beyond the batch bound, and whether it waits for an invocation slot.
+#[derive(Debug, Default)]
+struct Busy {
+    mailbox: VecDeque<Invocation>,
+    in_flight: Option<InFlight>,
+    /// The senders of mailbox messages beyond the batch bound; boxed, as they are rare.
+    parked: Option<Box<Parked>>,
+    /// Queued for a free invocation slot of its endpoint (see [`Slots`]).
+    waiting: bool,
+}
+
+impl Busy {
+    fn is_empty(&self) -> bool {
+        self.mailbox.is_empty()
+            && self.in_flight.is_none()
+            && !self.waiting
+            && self.parked.is_none()
+    }
 }
 
 /// The admission signals of mailbox messages beyond the batch bound, by message sequence
@@ -200,25 +228,29 @@ impl Instance {
     /// Queues `message`; one beyond the batch bound keeps a clone of `ack` (if any) until it
     /// moves within the bound.
     fn enqueue(&mut self, message: Message, ack: Option<&Ack>, max_batch: usize) {
-        if let Some(ack) = ack.filter(|_| self.mailbox.len() >= max_batch) {
-            let parked = self.parked.get_or_insert_with(Box::default);
-            let sequence = parked.front + self.mailbox.len() as u64;
+        let busy = self.busy.get_or_insert_with(Box::default);
+        if let Some(ack) = ack.filter(|_| busy.mailbox.len() >= max_batch) {
+            let parked = busy.parked.get_or_insert_with(Box::default);
+            let sequence = parked.front + busy.mailbox.len() as u64;
             parked.acks.push_back((sequence, ack.clone()));
         }
-        self.mailbox.push_back(Invocation::of(message));
+        busy.mailbox.push_back(Invocation::of(message));
     }
 
     /// Takes the next batch (at most `max_batch` messages) out of the mailbox, releasing the
     /// senders of every message now within the bound.
     fn take_batch(&mut self, max_batch: usize) -> Vec<Invocation> {
-        let take = self.mailbox.len().min(max_batch);
-        let invocations: Vec<Invocation> = if take == self.mailbox.len() {
-            // The usual case: the whole mailbox, without copying it.
-            Vec::from(std::mem::take(&mut self.mailbox))
-        } else {
-            self.mailbox.drain(..take).collect()
+        let Some(busy) = self.busy.as_deref_mut() else {
+            return Vec::new();
         };
-        if let Some(parked) = self.parked.as_mut() {
+        let take = busy.mailbox.len().min(max_batch);
+        let invocations: Vec<Invocation> = if take == busy.mailbox.len() {
+            // The usual case: the whole mailbox, without copying it.
+            Vec::from(std::mem::take(&mut busy.mailbox))
+        } else {
+            busy.mailbox.drain(..take).collect()
+        };
+        if let Some(parked) = busy.parked.as_mut() {
             parked.front += take as u64;
             let bound = parked.front + max_batch as u64;
             while parked
@@ -231,18 +263,53 @@ impl Instance {
                 }
             }
             if parked.acks.is_empty() {
-                self.parked = None;
+                busy.parked = None;
             }
         }
         invocations
     }
 
+    /// True if the address holds nothing at all (and can be forgotten).
     fn is_idle_and_empty(&self) -> bool {
-        self.values.is_empty() && self.mailbox.is_empty() && self.in_flight.is_none()
+        self.state.is_none() && self.busy.is_none()
+    }
+
+    /// Gives back the busy part once nothing is queued, in flight or waiting.
+    fn settle(&mut self) {
+        if self.busy.as_ref().is_some_and(|busy| busy.is_empty()) {
+            self.busy = None;
+        }
+    }
+
+    fn mailbox_len(&self) -> usize {
+        self.busy.as_ref().map_or(0, |busy| busy.mailbox.len())
+    }
+
+    fn in_flight(&self) -> Option<&InFlight> {
+        self.busy.as_ref()?.in_flight.as_ref()
+    }
+
+    /// Nothing in flight and not waiting for a slot: a new message can be sent at once.
+    fn is_ready(&self) -> bool {
+        self.busy
+            .as_ref()
+            .is_none_or(|busy| busy.in_flight.is_none() && !busy.waiting)
+    }
+
+    fn values(&self) -> &[(Arc<str>, StoredValue)] {
+        self.state.as_ref().map_or(&[], |state| &state.values)
+    }
+
+    fn last_invoke_ms(&self) -> u64 {
+        self.state.as_ref().map_or(0, |state| state.last_invoke_ms)
+    }
+
+    fn expiry_check_ms(&self) -> u64 {
+        self.state.as_ref().map_or(0, |state| state.expiry_check_ms)
     }
 
     fn value(&self, name: &str) -> Option<&StoredValue> {
-        self.values
+        self.values()
             .iter()
             .find(|(n, _)| &**n == name)
             .map(|(_, v)| v)
@@ -371,7 +438,7 @@ impl Machine {
     pub fn is_quiescent(&self) -> bool {
         self.instances
             .values()
-            .all(|instance| instance.mailbox.is_empty() && instance.in_flight.is_none())
+            .all(|instance| instance.mailbox_len() == 0 && instance.in_flight().is_none())
     }
 
     /// Messages queued or in flight (for shutdown reports).
@@ -379,10 +446,9 @@ impl Machine {
         self.instances
             .values()
             .map(|instance| {
-                instance.mailbox.len()
+                instance.mailbox_len()
                     + instance
-                        .in_flight
-                        .as_ref()
+                        .in_flight()
                         .map_or(0, |in_flight| in_flight.invocations.len())
             })
             .sum()
@@ -405,7 +471,7 @@ impl Machine {
             .get(address)
             .map(|instance| {
                 instance
-                    .values
+                    .values()
                     .iter()
                     .map(|(name, stored)| (name.to_string(), stored.to_typed_value()))
                     .collect()
@@ -499,7 +565,7 @@ impl Machine {
         let Some(info) = self.functions.get(&target.function_type) else {
             return;
         };
-        let idle = instance.in_flight.is_none() && !instance.waiting;
+        let idle = instance.is_ready();
         let address = idle.then(|| first.target.clone());
         for message in std::iter::once(first).chain(rest) {
             self.stats.messages += 1;
@@ -523,10 +589,10 @@ impl Machine {
             tracing::warn!(%address, batch_id, "completion for an unknown address ignored");
             return;
         };
-        let Some(in_flight) = instance
-            .in_flight
-            .take_if(|in_flight| in_flight.batch_id == batch_id)
-        else {
+        let Some(in_flight) = instance.busy.as_mut().and_then(|busy| {
+            busy.in_flight
+                .take_if(|in_flight| in_flight.batch_id == batch_id)
+        }) else {
             tracing::warn!(%address, batch_id, "stale completion ignored");
             return;
         };
@@ -564,7 +630,7 @@ impl Machine {
                     }
                 }
                 Some(from_function::Response::IncompleteInvocationContext(context)) => {
-                    self.negotiate(now_ms, &address, *in_flight, context.missing_values, out)
+                    self.negotiate(now_ms, &address, in_flight, context.missing_values, out)
                 }
             },
         }
@@ -586,7 +652,7 @@ impl Machine {
             if self
                 .instances
                 .get(&address)
-                .is_some_and(|instance| instance.expiry_check_ms == due)
+                .is_some_and(|instance| instance.expiry_check_ms() == due)
             {
                 self.expire(now_ms, &address);
             }
@@ -602,13 +668,18 @@ impl Machine {
             return;
         };
         // Values of an address with a batch in flight are looked at when its reply applies.
-        instance.expiry_check_ms = 0;
-        if instance.in_flight.is_some() {
+        let Some(state) = instance.state.as_deref_mut() else {
+            return;
+        };
+        state.expiry_check_ms = 0;
+        if instance.in_flight().is_some() {
             return;
         }
         if let Some(next) = purge_expired(now_ms, instance, &info.specs) {
-            instance.expiry_check_ms = next;
-            self.expiries.insert((next, address.clone()));
+            if let Some(state) = instance.state.as_deref_mut() {
+                state.expiry_check_ms = next;
+                self.expiries.insert((next, address.clone()));
+            }
         } else if instance.is_idle_and_empty() {
             self.instances.remove(address);
         }
@@ -626,21 +697,25 @@ impl Machine {
         {
             return;
         }
-        let Some(instance) = self.instances.get_mut(address) else {
+        let Some(state) = self
+            .instances
+            .get_mut(address)
+            .and_then(|instance| instance.state.as_deref_mut())
+        else {
             return;
         };
-        let next = instance
+        let next = state
             .values
             .iter()
             .filter_map(|(name, stored)| {
-                expires_at(&info.specs, name, stored, instance.last_invoke_ms)
+                expires_at(&info.specs, name, stored, state.last_invoke_ms)
             })
             .min();
         // An earlier check is enough: it reschedules when it finds the values still alive.
         if let Some(next) =
-            next.filter(|next| instance.expiry_check_ms == 0 || *next < instance.expiry_check_ms)
+            next.filter(|next| state.expiry_check_ms == 0 || *next < state.expiry_check_ms)
         {
-            instance.expiry_check_ms = next;
+            state.expiry_check_ms = next;
             self.expiries.insert((next, address.clone()));
         }
     }
@@ -672,15 +747,14 @@ impl Machine {
         let Some(instance) = self.instances.get_mut(address) else {
             return;
         };
-        if instance.in_flight.is_some() || instance.waiting {
+        if !instance.is_ready() {
             return;
         }
-        if instance.mailbox.is_empty() {
+        if instance.mailbox_len() == 0 {
+            // Idle addresses far outnumber busy ones: give the busy part back.
+            instance.settle();
             if instance.is_idle_and_empty() {
                 self.instances.remove(address);
-            } else if instance.mailbox.capacity() > 0 {
-                // Idle addresses far outnumber busy ones: give the buffer back.
-                instance.mailbox = VecDeque::new();
             }
             return;
         }
@@ -718,8 +792,11 @@ impl Machine {
             ) else {
                 continue;
             };
-            instance.waiting = false;
-            if instance.in_flight.is_some() || instance.mailbox.is_empty() {
+            if let Some(busy) = instance.busy.as_deref_mut() {
+                busy.waiting = false;
+            }
+            if instance.in_flight().is_some() || instance.mailbox_len() == 0 {
+                instance.settle();
                 continue;
             }
             let counters = (&mut self.next_batch_id, &mut self.stats);
@@ -899,29 +976,37 @@ impl Machine {
         if let Some(instance) = self.instances.get_mut(address) {
             for mutation in state_mutations {
                 let slot = instance
-                    .values
+                    .values()
                     .iter()
                     .position(|(name, _)| **name == *mutation.state_name);
                 match (mutation.mutation_type == MutationType::Modify as i32, slot) {
                     (true, slot) => {
                         let value = mutation.state_value.unwrap_or_default();
                         let stored = StoredValue::new(&value, now_ms, &mut self.names);
+                        // A first value: its write time is after the request's, so expiring
+                        // after invoke counts from the write until the next request.
+                        let state = instance.state.get_or_insert_with(Box::default);
                         match slot {
-                            Some(slot) => instance.values[slot].1 = stored,
+                            Some(slot) => state.values[slot].1 = stored,
                             None => {
                                 // Most functions hold one or two values: grow one at a time.
-                                instance.values.reserve_exact(1);
-                                instance
+                                state.values.reserve_exact(1);
+                                state
                                     .values
                                     .push((self.names.intern(&mutation.state_name), stored));
                             }
                         }
                     }
                     (false, Some(slot)) => {
-                        instance.values.swap_remove(slot);
+                        if let Some(state) = instance.state.as_deref_mut() {
+                            state.values.swap_remove(slot);
+                        }
                     }
                     (false, None) => {}
                 }
+            }
+            if instance.values().is_empty() {
+                instance.state = None;
             }
         }
     }
@@ -1012,17 +1097,21 @@ impl Machine {
             .instances
             .iter()
             .map(|(address, instance)| {
-                let in_flight = instance
-                    .in_flight
-                    .as_ref()
-                    .map_or(&[][..], |in_flight| &in_flight.invocations);
+                let (in_flight, mailbox) =
+                    instance.busy.as_deref().map_or((&[][..], None), |busy| {
+                        let in_flight = busy
+                            .in_flight
+                            .as_ref()
+                            .map_or(&[][..], |in_flight| &in_flight.invocations[..]);
+                        (in_flight, Some(&busy.mailbox))
+                    });
                 let messages: Vec<Message> = in_flight
                     .iter()
-                    .chain(&instance.mailbox)
+                    .chain(mailbox.into_iter().flatten())
                     .map(|invocation| invocation.to_message(address))
                     .collect();
                 let mut values: Vec<(String, TypedValue, u64)> = instance
-                    .values
+                    .values()
                     .iter()
                     .map(|(name, stored)| {
                         (name.to_string(), stored.to_typed_value(), stored.written_ms)
@@ -1032,7 +1121,7 @@ impl Machine {
                 AddressSnapshot {
                     address: address.clone(),
                     values,
-                    last_invoke_ms: instance.last_invoke_ms,
+                    last_invoke_ms: instance.last_invoke_ms(),
                     messages,
                 }
             })
@@ -1075,7 +1164,7 @@ impl Machine {
                 .instances
                 .entry(address.address.clone())
                 .or_default();
-            instance.values = address
+            let values: Vec<_> = address
                 .values
                 .into_iter()
                 .map(|(name, value, written_ms)| {
@@ -1085,8 +1174,19 @@ impl Machine {
                     )
                 })
                 .collect();
-            instance.last_invoke_ms = address.last_invoke_ms;
-            instance.mailbox = address.messages.into_iter().map(Invocation::of).collect();
+            instance.state = (!values.is_empty()).then(|| {
+                Box::new(State {
+                    values,
+                    last_invoke_ms: address.last_invoke_ms,
+                    expiry_check_ms: 0,
+                })
+            });
+            instance.busy = (!address.messages.is_empty()).then(|| {
+                Box::new(Busy {
+                    mailbox: address.messages.into_iter().map(Invocation::of).collect(),
+                    ..Busy::default()
+                })
+            });
             pending.push(address.address);
         }
         for timer in snapshot.timers {
@@ -1187,12 +1287,13 @@ fn expires_at(
     }
 }
 
-/// Drops the values of `instance` that have expired at `now_ms`; returns when the earliest
-/// remaining one expires.
+/// Drops the values of `instance` that have expired at `now_ms` (and its state, when none is
+/// left); returns when the earliest remaining one expires.
 fn purge_expired(now_ms: u64, instance: &mut Instance, specs: &[ValueSpec]) -> Option<u64> {
-    let last_invoke = instance.last_invoke_ms;
+    let state = instance.state.as_deref_mut()?;
+    let last_invoke = state.last_invoke_ms;
     let mut next = None::<u64>;
-    instance.values.retain(
+    state.values.retain(
         |(name, stored)| match expires_at(specs, name, stored, last_invoke) {
             None => true,
             Some(at) if at <= now_ms => false,
@@ -1202,6 +1303,9 @@ fn purge_expired(now_ms: u64, instance: &mut Instance, specs: &[ValueSpec]) -> O
             }
         },
     );
+    if state.values.is_empty() {
+        instance.state = None;
+    }
     next
 }
 
@@ -1239,7 +1343,7 @@ fn send_or_queue(
     out: &mut Vec<Action>,
 ) {
     if slots.in_flight >= slots.limit || !slots.waiting.is_empty() {
-        instance.waiting = true;
+        instance.busy.get_or_insert_with(Box::default).waiting = true;
         slots.waiting.push_back(address);
     } else {
         send_batch(now_ms, address, instance, info, slots, counters, out);
@@ -1301,13 +1405,13 @@ fn begin_invocation(
             &invocations,
         ))
     };
-    instance.in_flight = Some(Box::new(InFlight {
+    instance.busy.get_or_insert_with(Box::default).in_flight = Some(InFlight {
         batch_id,
         endpoint: info.endpoint,
         invocations,
         negotiation_rounds,
         specs_generation: info.specs_generation,
-    }));
+    });
     Action::Invoke {
         endpoint: info.endpoint,
         address,
@@ -1321,7 +1425,9 @@ fn begin_invocation(
 /// values go, and the invocation time is recorded (expire-after-invoke counts from it).
 fn start_request(now_ms: u64, instance: &mut Instance, specs: &[ValueSpec]) {
     purge_expired(now_ms, instance, specs);
-    instance.last_invoke_ms = now_ms;
+    if let Some(state) = instance.state.as_deref_mut() {
+        state.last_invoke_ms = now_ms;
+    }
 }
 
 /// The request of a batch, encoded straight into bytes: the same bytes as

@@ -610,6 +610,53 @@ fn reusing_a_pending_token_fails_that_invocation_only() {
 }
 
 #[test]
+fn an_idle_address_holds_only_its_state_and_goes_when_the_state_does() {
+    // The table entry of an address: two pointers beside the address.
+    assert_eq!(std::mem::size_of::<(Address, Instance)>(), 48);
+    let mut m = machine(10);
+    let a = addr("test/f/a");
+    let (first, _) = only_invoke(&deliver(&mut m, 0, msg("test/f/a", 1)));
+    assert!(m.instances[&a].busy.is_some());
+    let second = deliver(&mut m, 1, msg("test/f/a", 2));
+    assert!(second.is_empty(), "queued behind the batch in flight");
+    let written = InvocationResponse {
+        state_mutations: vec![modify("count", 7)],
+        ..InvocationResponse::default()
+    };
+    let (next, _) = only_invoke(&complete(&mut m, 2, &a, first, reply(written)));
+    let instance = &m.instances[&a];
+    assert!(instance.busy.is_some() && instance.state.is_some());
+    complete(&mut m, 3, &a, next, reply(InvocationResponse::default()));
+    let instance = &m.instances[&a];
+    assert!(
+        instance.busy.is_none(),
+        "nothing queued or in flight: no busy part"
+    );
+    assert_eq!(instance.values().len(), 1);
+    assert_eq!(
+        instance.last_invoke_ms(),
+        2,
+        "the second request was built at 2"
+    );
+
+    let (third, _) = only_invoke(&deliver(&mut m, 4, msg("test/f/a", 3)));
+    let deleted = InvocationResponse {
+        state_mutations: vec![PersistedValueMutation {
+            mutation_type: MutationType::Delete as i32,
+            state_name: "count".into(),
+            state_value: None,
+        }],
+        ..InvocationResponse::default()
+    };
+    complete(&mut m, 5, &a, third, reply(deleted));
+    assert_eq!(
+        m.address_count(),
+        0,
+        "no state, nothing queued: the address is forgotten"
+    );
+}
+
+#[test]
 fn idle_addresses_without_state_are_dropped() {
     let mut m = machine(10);
     let a = addr("test/f/a");
@@ -890,7 +937,7 @@ proptest! {
         for (i, (present, typename, bytes)) in stored.iter().enumerate() {
             if *present {
                 let value = TypedValue::new(typename.as_str(), bytes.clone());
-                instance.values.push((names.intern(&specs[i].name), StoredValue::new(&value, 0, &mut names)));
+                instance.state.get_or_insert_with(Box::default).values.push((names.intern(&specs[i].name), StoredValue::new(&value, 0, &mut names)));
             }
         }
         let invocations: Vec<Invocation> = messages
