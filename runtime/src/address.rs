@@ -194,7 +194,18 @@ impl From<&Id> for Id {
 
 impl PartialEq for Id {
     fn eq(&self, other: &Id) -> bool {
-        self.as_bytes() == other.as_bytes()
+        match (&self.0, &other.0) {
+            // Unused inline bytes are always zero, so whole arrays compare like the ids (a
+            // fixed-size comparison, without a call into `memcmp`).
+            (
+                Repr::Inline { len, bytes },
+                Repr::Inline {
+                    len: other_len,
+                    bytes: other_bytes,
+                },
+            ) => len == other_len && bytes == other_bytes,
+            _ => self.as_bytes() == other.as_bytes(),
+        }
     }
 }
 
