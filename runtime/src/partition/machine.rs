@@ -39,6 +39,7 @@ use eddy_protocol::reqreply::from_function::{
 };
 use eddy_protocol::reqreply::{from_function, to_function};
 use eddy_protocol::{ToFunction, TypedValue};
+use smallvec::SmallVec;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -184,10 +185,12 @@ struct Instance {
     busy: Option<Box<Busy>>,
 }
 
-/// The state values of an address, and the clocks their expiration runs on.
+/// The state values of an address, and the clocks their expiration runs on. The first value
+/// lives inside (most functions keep one), so reading an address's state is one allocation
+/// away from its table entry.
 #[derive(Debug, Default)]
 struct State {
-    values: Vec<(Arc<str>, StoredValue)>,
+    values: SmallVec<[(Arc<str>, StoredValue); 1]>,
     /// When the last request was built (expire-after-invoke counts from it).
     last_invoke_ms: u64,
     /// The due time of this address's entry in `Machine::expiries` (0: none).
@@ -1164,7 +1167,7 @@ impl Machine {
                 .instances
                 .entry(address.address.clone())
                 .or_default();
-            let values: Vec<_> = address
+            let values: SmallVec<_> = address
                 .values
                 .into_iter()
                 .map(|(name, value, written_ms)| {
