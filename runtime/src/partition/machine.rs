@@ -800,6 +800,9 @@ impl Machine {
             }
             if instance.in_flight().is_some() || instance.mailbox_len() == 0 {
                 instance.settle();
+                if instance.is_idle_and_empty() {
+                    self.instances.remove(&address);
+                }
                 continue;
             }
             let counters = (&mut self.next_batch_id, &mut self.stats);
