@@ -782,7 +782,7 @@ fn chunk_size(line: &[u8]) -> Result<u64, ConnError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::invoker::call::tests::wait_for;
     use bytes::Bytes;
@@ -1249,10 +1249,9 @@ mod tests {
         addr
     }
 
-    async fn connect_and_call(addr: std::net::SocketAddr) -> Connection {
-        let tcp = TcpStream::connect(addr).await.expect("connect");
-        let mut connection = Connection::new(Stream::Plain(tcp));
-        assert!(!connection.is_idle_usable(), "nothing was read yet");
+    /// One empty POST on `connection`, its reply read whole (for tests of this module and of
+    /// the pool).
+    pub(crate) async fn exchange(connection: &mut Connection) {
         connection
             .send(b"POST / HTTP/1.1\r\nHost: test\r\n", b"")
             .await
@@ -1263,6 +1262,13 @@ mod tests {
             .read_body(&head, &mut body, 100, None)
             .await
             .expect("body");
+    }
+
+    async fn connect_and_call(addr: std::net::SocketAddr) -> Connection {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let mut connection = Connection::new(Stream::Plain(tcp));
+        assert!(!connection.is_idle_usable(), "nothing was read yet");
+        exchange(&mut connection).await;
         assert!(connection.is_reusable());
         connection
     }

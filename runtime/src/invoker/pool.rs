@@ -284,7 +284,6 @@ async fn sweep(pool: Weak<Pool>, every: Duration) {
 mod tests {
     use super::*;
     use crate::invoker::call::tests::wait_for;
-    use bytes::BytesMut;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use tokio::net::TcpListener;
@@ -357,16 +356,7 @@ mod tests {
     /// One call through the pool; true if it reused a connection.
     async fn call(pool: &Pool, slot: &Slot) -> bool {
         let (mut connection, reused) = pool.checkout(slot).await.expect("connection");
-        connection
-            .send(b"POST / HTTP/1.1\r\nHost: test\r\n", b"")
-            .await
-            .expect("sent");
-        let head = connection.read_head().await.expect("head");
-        let mut body = BytesMut::new();
-        connection
-            .read_body(&head, &mut body, 100, None)
-            .await
-            .expect("body");
+        crate::invoker::conn::tests::exchange(&mut connection).await;
         pool.checkin(slot, connection);
         reused
     }
