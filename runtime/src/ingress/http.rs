@@ -718,6 +718,23 @@ mod tests {
         assert_eq!(delivered, expected);
     }
 
+    /// The next delivery is one group of `expected` (see [`assert_delivered`]); once its
+    /// admission is released, `request` is answered 202 with their count.
+    async fn accept_one_group(
+        events: &mut tokio::sync::mpsc::UnboundedReceiver<crate::partition::Event>,
+        request: tokio::task::JoinHandle<(StatusCode, Value)>,
+        expected: &[(&str, i64)],
+    ) {
+        let (messages, ack) = next_deliveries(events).await;
+        assert_delivered(messages, expected);
+        ack.release();
+        let (status, reply) = request.await.expect("join");
+        assert_eq!(
+            (status, reply),
+            (StatusCode::ACCEPTED, json!({"accepted": expected.len()}))
+        );
+    }
+
     #[tokio::test]
     async fn binary_batches_are_read_checked_and_sent_in_order() {
         use eddy_protocol::ingress::{IngressMessage, MessageBatch};
@@ -767,14 +784,7 @@ mod tests {
             )];
             call(address, "POST", "/v1/messages", &binary, body).await
         });
-        let (messages, ack) = next_deliveries(&mut events).await;
-        assert_delivered(messages, &[("a", 0), ("b", 1), ("a", 2)]);
-        ack.release();
-        let (status, reply) = request.await.expect("join");
-        assert_eq!(
-            (status, reply),
-            (StatusCode::ACCEPTED, json!({"accepted": 3}))
-        );
+        accept_one_group(&mut events, request, &[("a", 0), ("b", 1), ("a", 2)]).await;
         server.stop.send_replace(true);
         server.ingresses.join().await;
     }
@@ -813,14 +823,7 @@ mod tests {
         let request =
             tokio::spawn(async move { call(address, "POST", "/v1/messages", &[], body).await });
         // One worker: one group, in line order, under one admission signal.
-        let (messages, ack) = next_deliveries(&mut events).await;
-        assert_delivered(messages, &[("a", 1), ("b", 2), ("a", 3)]);
-        ack.release();
-        let (status, reply) = request.await.expect("join");
-        assert_eq!(
-            (status, reply),
-            (StatusCode::ACCEPTED, json!({"accepted": 3}))
-        );
+        accept_one_group(&mut events, request, &[("a", 1), ("b", 2), ("a", 3)]).await;
         server.stop.send_replace(true);
         server.ingresses.join().await;
     }
