@@ -1208,14 +1208,25 @@ pub(crate) mod tests {
     }
 
     /// A TCP server that answers each request on a connection (a head without a body) with an
-    /// empty `200`, then does what `after` says: keep the connection, close it, or send
-    /// unexpected bytes.
-    async fn tcp_server(after: &'static str) -> std::net::SocketAddr {
+    /// empty `200`, then does what `after` says: keep the connection (`"keep"`), close it
+    /// without saying so (`"close"`), or send unexpected bytes (`"garbage"`). Returns its
+    /// address and the number of connections it accepted (for tests of this module and of
+    /// the pool).
+    pub(crate) async fn tcp_server(
+        after: &'static str,
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         use tokio::io::AsyncReadExt as _;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&accepted);
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let mut seen = Vec::new();
                     let mut chunk = [0u8; 1024];
@@ -1246,7 +1257,7 @@ pub(crate) mod tests {
                 });
             }
         });
-        addr
+        (addr, accepted)
     }
 
     /// One empty POST on `connection`, its reply read whole (for tests of this module and of
@@ -1275,7 +1286,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn idle_connections_the_server_keeps_stay_usable() {
-        let mut connection = connect_and_call(tcp_server("keep").await).await;
+        let mut connection = connect_and_call(tcp_server("keep").await.0).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(connection.is_idle_usable());
         assert!(connection.is_idle_usable(), "the check consumes nothing");
@@ -1283,13 +1294,13 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn idle_connections_the_server_closed_are_detected() {
-        let mut connection = connect_and_call(tcp_server("close").await).await;
+        let mut connection = connect_and_call(tcp_server("close").await.0).await;
         wait_for(|| !connection.is_idle_usable()).await;
     }
 
     #[tokio::test]
     async fn idle_connections_with_unexpected_bytes_are_detected() {
-        let mut connection = connect_and_call(tcp_server("garbage").await).await;
+        let mut connection = connect_and_call(tcp_server("garbage").await.0).await;
         wait_for(|| !connection.is_idle_usable()).await;
     }
 

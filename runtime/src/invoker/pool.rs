@@ -285,8 +285,6 @@ mod tests {
     use super::*;
     use crate::invoker::call::tests::wait_for;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::TcpListener;
 
     #[test]
     fn origins_of_urls() {
@@ -309,36 +307,12 @@ mod tests {
         assert!(of("ftp://example.com/").is_err());
     }
 
-    /// A TCP server that answers every request (a head without a body) with an empty `200`,
-    /// closing the connection after the reply when `close` is set (without saying so).
-    /// Counts the connections it accepted.
+    /// The connection tests' server: an empty `200` for every request, closing the connection
+    /// after the reply when `close` is set (without saying so). Counts the connections it
+    /// accepted.
     async fn server(close: bool) -> (Origin, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = Arc::clone(&accepted);
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut seen = Vec::new();
-                    let mut chunk = [0u8; 1024];
-                    while let Ok(read) = stream.read(&mut chunk).await {
-                        if read == 0 {
-                            return;
-                        }
-                        seen.extend_from_slice(&chunk[..read]);
-                        if seen.windows(4).any(|window| window == b"\r\n\r\n") {
-                            seen.clear();
-                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-                            if stream.write_all(reply).await.is_err() || close {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
+        let mode = if close { "close" } else { "keep" };
+        let (addr, accepted) = crate::invoker::conn::tests::tcp_server(mode).await;
         let origin = Origin {
             https: false,
             host: "127.0.0.1".into(),
